@@ -1,0 +1,43 @@
+"""Retries for httpx, as a transport: correct on every path, near-free on success.
+
+```python
+import httpx
+from httpx_retrying import RetryTransport
+
+client = httpx.Client(transport=RetryTransport(httpx.HTTPTransport()))
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backoff import (
+    backoff_decorrelated_jitter,
+    backoff_equal_jitter,
+    backoff_full_jitter,
+    backoff_no_jitter,
+)
+from ._budget import RetryBudget
+from ._events import RetryEvent
+from ._httpx import RetryTransport
+from ._policy import RetryPolicy
+
+__all__ = [
+    "RetryBudget",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryTransport",
+    "backoff_decorrelated_jitter",
+    "backoff_equal_jitter",
+    "backoff_full_jitter",
+    "backoff_no_jitter",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("httpx-retrying")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

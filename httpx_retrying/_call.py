@@ -1,0 +1,273 @@
+"""The decision core: one logical request's retries, with no I/O of its own.
+
+A `RetryCall` exists only once a first attempt has failed (or when the policy
+must prepare the first attempt, e.g. for a deadline); a first-try success
+never builds one. The sync and async loops in `_transport` feed it outcomes
+and do what it says. Clock, wall clock and randomness come from `Environment`,
+so every decision can be replayed in tests without sockets or sleeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import ssl
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._budget import RetryBudget
+from ._events import RetryEvent, RetryHook, dispatch, logger, redacted_url
+from ._flavour import Flavour
+from ._policy import RetryPolicy
+from ._retry_after import requested_delay
+
+__all__ = ["Environment", "RetryCall"]
+
+_R = TypeVar("_R")
+_TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Environment:
+    """Everything a transport lends to its calls; shared, so never mutated."""
+
+    flavour: Flavour
+    budget: RetryBudget | None
+    hooks: tuple[RetryHook, ...]
+    clock: Callable[[], float]  # monotonic seconds: deadlines
+    wall_clock: Callable[[], float]  # Unix seconds: Retry-After dates
+    random: Callable[[], float]  # uniform [0, 1): Retry-After spread
+
+
+def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
+    return request.method in policy.methods or "idempotency-key" in request.headers
+
+
+def _certificate_failure(error: BaseException) -> bool:
+    """A ConnectError caused by a failed certificate check will fail the same way again."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+class RetryCall:
+    """Retry bookkeeping for one logical request: attempts, history, deadline."""
+
+    __slots__ = (
+        "_base_timeouts",
+        "_state",
+        "attempt",
+        "env",
+        "history",
+        "policy",
+        "request",
+        "sent",
+        "started",
+        "stop_reason",
+        "wanted_retry",
+    )
+
+    def __init__(
+        self, env: Environment, policy: RetryPolicy, request: Any, *, started: float | None
+    ) -> None:
+        self.env = env
+        self.policy = policy
+        self.request = request  # the caller's request
+        self.sent = request  # the request as sent for the current attempt
+        self.started = started  # None unless the deadline needs it
+        self.attempt = 1
+        self.history: list[RetryEvent] = []
+        self.stop_reason = ""
+        self.wanted_retry = False  # a retry was due but refused (budget, deadline, ...)
+        self._state: Any = None  # tenacity.RetryCallState, built on the first backoff
+        self._base_timeouts: dict[str, float | None] | None = None
+
+    # -- deciding -----------------------------------------------------------
+
+    def _retryable(self, response: Any, error: BaseException | None) -> str | None:
+        """Why this outcome deserves another attempt, or None (recording why not)."""
+        policy, flavour, request = self.policy, self.env.flavour, self.sent
+        if error is not None:
+            name = type(error).__name__
+            if isinstance(error, flavour.never_sent):
+                if _certificate_failure(error):
+                    self.stop_reason = f"{name}: certificate verification failed"
+                    return None
+                return name
+            if not isinstance(error, flavour.maybe_sent):
+                self.stop_reason = f"{name} is never retried"
+                return None
+            server_vouches = False
+            reason = name
+        else:
+            status = response.status_code
+            hint = (response.headers.get("x-should-retry") or "").strip().lower()
+            if hint == "false":
+                self.stop_reason = f"status {status} with x-should-retry: false"
+                return None
+            server_vouches = hint == "true"
+            if status not in policy.statuses and not (server_vouches and status >= 400):
+                self.stop_reason = f"status {status} is not retried"
+                return None
+            reason = f"status {status}"
+        if not (server_vouches or _is_idempotent(policy, request)):
+            self.stop_reason = f"{reason} on {request.method}, which is not idempotent"
+            return None
+        if not isinstance(request.stream, flavour.byte_stream):
+            self.stop_reason = f"{reason}, and the request body cannot be sent again"
+            return None
+        return reason
+
+    def _backoff(self, error: BaseException | None, response: Any) -> float:
+        state = self._state
+        if state is None:
+            import tenacity  # only on the failure path: it costs ~8 ms to import
+
+            state = self._state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = self.attempt
+        if error is not None:
+            state.set_exception((type(error), error, error.__traceback__))
+        else:
+            state.set_result(response)
+        return float(self.policy.backoff(state))
+
+    def next_delay(self, response: Any, error: BaseException | None) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if error is None and response.status_code < self.policy._status_floor:
+            return None  # a success (or a status nobody retries)
+        reason = self._retryable(response, error)
+        if reason is None:
+            return None
+        policy = self.policy
+        if self.attempt >= policy.attempts:
+            self.stop_reason = f"{reason}; all {policy.attempts} attempts used"
+            return None
+        self.wanted_retry = True
+
+        delay = self._backoff(error, response)
+        if math.isnan(delay) or delay == math.inf:
+            self.stop_reason = f"{reason}; the backoff returned {delay!r} s"
+            return None
+        delay = max(0.0, delay)
+        if response is not None and policy.respect_retry_after:
+            asked = requested_delay(response.headers.get, self.env.wall_clock())
+            if asked is not None:
+                if asked > policy.max_retry_after:
+                    self.stop_reason = (
+                        f"{reason}; the server asked for a {asked:g} s wait, "
+                        f"more than max_retry_after ({policy.max_retry_after:g} s)"
+                    )
+                    return None
+                spread = asked * (1.0 + policy.retry_after_spread * self.env.random())
+                delay = max(delay, min(spread, policy.max_retry_after))
+
+        if policy.deadline is not None and self.started is not None:
+            elapsed = self.env.clock() - self.started
+            if elapsed + delay >= policy.deadline:
+                self.stop_reason = (
+                    f"{reason}; waiting {delay:.3f} s would pass the {policy.deadline:g} s deadline"
+                )
+                return None
+        budget = self.env.budget
+        if budget is not None and not budget.try_acquire():
+            self.stop_reason = f"{reason}; the retry budget is spent"
+            return None
+        self._record(reason, delay, response, error)
+        return delay
+
+    def _record(
+        self, reason: str, delay: float, response: Any, error: BaseException | None
+    ) -> None:
+        state = self._state
+        state.idle_for += delay
+        state.upcoming_sleep = delay
+        self.history.append(RetryEvent(self.attempt, delay, reason, self.sent, response, error))
+
+    def announce(self) -> None:
+        """Tell the world about the retry just decided; call after releasing its response."""
+        dispatch(self.history[-1], self.env.hooks, self.policy.attempts)
+
+    # -- preparing attempts -------------------------------------------------
+
+    def first_request(self) -> Any:
+        """The first attempt's request, when the policy needs to prepare it."""
+        policy, request = self.policy, self.request
+        if policy.idempotency_key and not _is_idempotent(policy, request):
+            # Part of the logical request: set on the caller's request, so
+            # every attempt and `response.request` carry the same key.
+            request.headers["Idempotency-Key"] = str(uuid.uuid4())
+        self.sent = self._prepared(request)
+        return self.sent
+
+    def next_request(self) -> Any:
+        """The request for the next attempt (call after sleeping)."""
+        self.attempt += 1
+        self.sent = self._prepared(self.request)
+        return self.sent
+
+    def _prepared(self, request: Any) -> Any:
+        policy = self.policy
+        if policy.attempt_header is None and policy.deadline is None:
+            return request
+        headers = request.headers
+        if policy.attempt_header is not None:
+            headers = headers.copy()
+            headers[policy.attempt_header] = str(self.attempt)
+        extensions = request.extensions
+        if policy.deadline is not None and self.started is not None:
+            left = max(0.0, policy.deadline - (self.env.clock() - self.started))
+            if self._base_timeouts is None:
+                given = extensions.get("timeout") or {}
+                self._base_timeouts = {key: given.get(key) for key in _TIMEOUT_KEYS}
+            timeouts = {
+                key: left if value is None else min(value, left)
+                for key, value in self._base_timeouts.items()
+            }
+            extensions = {**extensions, "timeout": timeouts}
+        # A per-attempt copy: the caller's request is left as it was.
+        return self.env.flavour.request(
+            request.method,
+            request.url,
+            headers=headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
+
+    # -- giving up or finishing ---------------------------------------------
+
+    def finish(self, response: _R | None, error: BaseException | None) -> _R:
+        """Return the final response or raise the final error, telling what happened."""
+        history = self.history
+        told = bool(history) or self.wanted_retry
+        if history and error is None:
+            extensions: Any = getattr(response, "extensions", None)
+            if isinstance(extensions, dict):
+                extensions["retry_history"] = tuple(history)
+        if told and error is not None:
+            steps = "".join(
+                f"attempt {event.attempt}: {event.reason}, retried after {event.delay:.3f} s; "
+                for event in history
+            )
+            error.add_note(
+                f"httpx_retrying: gave up after {self.attempt} attempt(s) ({steps}"
+                f"attempt {self.attempt}: {self.stop_reason or type(error).__name__})"
+            )
+        if told and self.stop_reason and logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "Giving up on %s %s after %d attempt(s): %s",
+                self.request.method,
+                redacted_url(self.request.url),
+                self.attempt,
+                self.stop_reason,
+            )
+        if error is not None:
+            raise error
+        assert response is not None
+        return response

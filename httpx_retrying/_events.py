@@ -1,0 +1,103 @@
+"""Making retries visible: the frozen event, the log line, hooks and OpenTelemetry."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["RetryEvent", "RetryHook", "dispatch", "logger", "normalize_hooks", "redacted_url"]
+
+logger = logging.getLogger("httpx_retrying")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """One retry about to happen: attempt `attempt` failed and `delay` seconds will pass.
+
+    `request` is the request as sent for that attempt; `response` (already
+    released: headers readable, body gone) or `exception` says how it failed;
+    `reason` says it in words (`"status 503"`, `"ConnectError"`).
+    """
+
+    attempt: int
+    delay: float
+    reason: str
+    request: Any
+    response: Any | None
+    exception: BaseException | None
+
+
+RetryHook = Callable[[RetryEvent], object]
+
+
+def normalize_hooks(on_retry: RetryHook | Sequence[RetryHook] | None) -> tuple[RetryHook, ...]:
+    """Accept one callable, a sequence of them, or None; reject anything else now."""
+    if on_retry is None:
+        return ()
+    hooks = (on_retry,) if callable(on_retry) else tuple(on_retry)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"on_retry must be a callable or a sequence of callables, got {hook!r}")
+    return hooks
+
+
+def redacted_url(url: Any) -> str:
+    """The URL without userinfo, query or fragment: safe for logs and traces."""
+    return str(url.copy_with(username=None, password=None, query=None, fragment=None))
+
+
+_opentelemetry_trace: Any = None
+_opentelemetry_checked = False
+
+
+def _current_span() -> Any:
+    global _opentelemetry_trace, _opentelemetry_checked
+    if not _opentelemetry_checked:
+        # Look before importing: nothing is imported when it is not installed.
+        if importlib.util.find_spec("opentelemetry") is not None:
+            try:
+                from opentelemetry import trace as _opentelemetry_trace
+            except ImportError:  # pragma: no cover - a broken install
+                _opentelemetry_trace = None
+        _opentelemetry_checked = True
+    if _opentelemetry_trace is None:
+        return None
+    return _opentelemetry_trace.get_current_span()
+
+
+def dispatch(event: RetryEvent, hooks: tuple[RetryHook, ...], attempts: int) -> None:
+    """Log the retry, record it on the current span, and run the user's hooks.
+
+    A hook that raises is logged with its traceback and does not stop the
+    retry: observability must not change what happens to traffic. (Its
+    response was released before the hooks run, so nothing leaks either way.)
+    """
+    request = event.request
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "Retrying %s %s in %.3f s: attempt %d of %d failed with %s",
+            request.method,
+            redacted_url(request.url),
+            event.delay,
+            event.attempt,
+            attempts,
+            event.reason,
+        )
+    span = _current_span()
+    if span is not None:
+        span.add_event(
+            "httpx_retrying.retry",
+            {
+                "http.request.resend_count": event.attempt,
+                "httpx_retrying.delay": event.delay,
+                "httpx_retrying.reason": event.reason,
+            },
+        )
+    for hook in hooks:
+        try:
+            hook(event)
+        except Exception:
+            logger.exception("on_retry hook %r raised; the retry goes on", hook)

@@ -1,0 +1,103 @@
+"""Parse the server's requested wait: `Retry-After` and `retry-after-ms`.
+
+Pure functions: the current time is passed in, nothing here reads a clock.
+Whatever a server sends, the result is `None` (no usable hint) or a
+non-negative float, possibly `inf` for absurdly large values; the caller
+decides what a too-long wait means.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable
+
+__all__ = ["parse_retry_after", "requested_delay"]
+
+# ASCII digits only: `\d` would accept Arabic-Indic and other digits.
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+_TIME = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
+# RFC 9110 section 5.6.7: IMF-fixdate, the obsolete RFC 850 form, and asctime.
+_IMF_FIXDATE = re.compile(
+    r"[a-z]{3}, ([0-9]{2}) ([a-z]{3}) ([0-9]{4}) " + _TIME + r" gmt", re.ASCII | re.IGNORECASE
+)
+_RFC850 = re.compile(
+    r"[a-z]{6,9}, ([0-9]{2})-([a-z]{3})-([0-9]{2}) " + _TIME + r" gmt", re.ASCII | re.IGNORECASE
+)
+_ASCTIME = re.compile(
+    r"[a-z]{3} ([a-z]{3}) ([ 0-9][0-9]) " + _TIME + r" ([0-9]{4})", re.ASCII | re.IGNORECASE
+)
+
+
+def _seconds(text: str) -> float | None:
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    return float(text)  # a 400-digit number is `inf`, never an error
+
+
+def _epoch(year: int, month: str, day: int, hms: tuple[str, str, str]) -> float | None:
+    month_number = _MONTHS.get(month.lower())
+    hour, minute, second = (int(part) for part in hms)
+    if month_number is None or not (1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    return float(calendar.timegm((year, month_number, day, hour, minute, second, 0, 0, 0)))
+
+
+def _http_date(text: str, now: float) -> float | None:
+    if match := _IMF_FIXDATE.fullmatch(text):
+        day, month, year, *hms = match.groups()
+        return _epoch(int(year), month, int(day), (hms[0], hms[1], hms[2]))
+    if match := _RFC850.fullmatch(text):
+        day, month, short_year, *hms = match.groups()
+        # RFC 9110: a two-digit year more than 50 years ahead is in the past century.
+        this_year = int(now // 31_556_952) + 1970
+        year = this_year // 100 * 100 + int(short_year)
+        if year > this_year + 50:
+            year -= 100
+        return _epoch(year, month, int(day), (hms[0], hms[1], hms[2]))
+    if match := _ASCTIME.fullmatch(text):
+        month, day, *hms, year = match.groups()
+        return _epoch(int(year), month, int(day.strip()), (hms[0], hms[1], hms[2]))
+    return None
+
+
+def parse_retry_after(value: str, now: float) -> float | None:
+    """Seconds to wait for a `Retry-After` value, at wall-clock time `now`.
+
+    Accepts delta-seconds (tolerating a decimal fraction) and the three
+    HTTP-date forms; a date in the past means "now" (0.0). Anything else,
+    including negative numbers, NaN and words, is `None`.
+    """
+    text = value.strip()
+    seconds = _seconds(text)
+    if seconds is not None:
+        return seconds
+    moment = _http_date(text, now)
+    if moment is None:
+        return None
+    return max(0.0, moment - now)
+
+
+def requested_delay(get_header: Callable[[str], str | None], now: float) -> float | None:
+    """The wait a response asks for, preferring `retry-after-ms` to `Retry-After`.
+
+    `get_header` looks a header up case-insensitively (`response.headers.get`).
+    The result is `None` or a non-negative float that may be `inf`.
+    """
+    milliseconds = get_header("retry-after-ms")
+    if milliseconds is not None:
+        parsed = _seconds(milliseconds.strip())
+        if parsed is not None:
+            return parsed / 1000.0
+    value = get_header("retry-after")
+    if value is None:
+        return None
+    return parse_retry_after(value, now)

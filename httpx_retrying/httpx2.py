@@ -1,0 +1,37 @@
+"""The httpx2 flavour: the same names, built on httpx2's classes.
+
+```python
+import httpx2
+from httpx_retrying.httpx2 import RetryTransport, RetryPolicy
+
+client = httpx2.Client(transport=RetryTransport(httpx2.HTTPTransport()))
+```
+
+`RetryTransport` here subclasses `httpx2.BaseTransport` and
+`httpx2.AsyncBaseTransport` and nothing from the `httpx` package, so SDKs that
+reject httpx objects (anthropic 2.x) accept it. Requires the `httpx2` extra.
+"""
+
+from __future__ import annotations
+
+import httpx2
+
+from ._budget import RetryBudget
+from ._events import RetryEvent
+from ._flavour import Flavour
+from ._policy import RetryPolicy
+from ._transport import RetryTransportBase
+
+__all__ = ["RetryBudget", "RetryEvent", "RetryPolicy", "RetryTransport"]
+
+
+class RetryTransport(
+    RetryTransportBase[
+        httpx2.BaseTransport, httpx2.AsyncBaseTransport, httpx2.Request, httpx2.Response
+    ],
+    httpx2.BaseTransport,
+    httpx2.AsyncBaseTransport,
+):
+    """Retries for an httpx2 transport; see `httpx_retrying.RetryTransport`."""
+
+    _flavour = Flavour.of(httpx2)
