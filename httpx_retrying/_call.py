@@ -21,7 +21,7 @@ from ._budget import RetryBudget
 from ._events import RetryEvent, RetryHook, dispatch, logger, redacted_url
 from ._flavour import Flavour
 from ._policy import RetryPolicy
-from ._retry_after import requested_delay
+from ._retry_after import requested_delay, wait_with_retry_after
 
 __all__ = ["Environment", "RetryCall"]
 
@@ -159,14 +159,20 @@ class RetryCall:
         if response is not None and policy.respect_retry_after:
             asked = requested_delay(response.headers.get, self.env.wall_clock())
             if asked is not None:
-                if asked > policy.max_retry_after:
+                combined = wait_with_retry_after(
+                    delay,
+                    asked,
+                    spread=policy.retry_after_spread,
+                    uniform=self.env.random(),
+                    max_retry_after=policy.max_retry_after,
+                )
+                if combined is None:
                     self.stop_reason = (
                         f"{reason}; the server asked for a {asked:g} s wait, "
                         f"more than max_retry_after ({policy.max_retry_after:g} s)"
                     )
                     return None
-                spread = asked * (1.0 + policy.retry_after_spread * self.env.random())
-                delay = max(delay, min(spread, policy.max_retry_after))
+                delay = combined
 
         if policy.deadline is not None and self.started is not None:
             elapsed = self.env.clock() - self.started

@@ -12,7 +12,7 @@ import calendar
 import re
 from collections.abc import Callable
 
-__all__ = ["parse_retry_after", "requested_delay"]
+__all__ = ["parse_retry_after", "requested_delay", "wait_with_retry_after"]
 
 # ASCII digits only: `\d` would accept Arabic-Indic and other digits.
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
@@ -101,3 +101,20 @@ def requested_delay(get_header: Callable[[str], str | None], now: float) -> floa
     if value is None:
         return None
     return parse_retry_after(value, now)
+
+
+def wait_with_retry_after(
+    backoff: float, asked: float, *, spread: float, uniform: float, max_retry_after: float
+) -> float | None:
+    """Combine our backoff with a server-requested wait `asked` (seconds).
+
+    The server's value is a floor, not a replacement: the wait is the larger of
+    the backoff and `asked * (1 + spread * uniform)` (never beyond
+    `max_retry_after`), so clients told the same `Retry-After` spread out over
+    `[asked, asked * (1 + spread)]` instead of returning in one instant, and a
+    server repeating "1 second" cannot cut a growing backoff short. A request
+    for more than `max_retry_after` is refused: None.
+    """
+    if asked > max_retry_after:
+        return None
+    return max(backoff, min(asked * (1.0 + spread * uniform), max_retry_after))
