@@ -1,0 +1,121 @@
+"""Retry-After and retry-after-ms parsing: pure, with the time passed in."""
+
+from __future__ import annotations
+
+import calendar
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from httpx_retrying._retry_after import parse_retry_after, requested_delay, wait_with_retry_after
+
+NOW = float(calendar.timegm((2026, 11, 22, 12, 0, 0, 0, 0, 0)))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", 0.0),
+        ("120", 120.0),
+        ("  7 ", 7.0),
+        ("2.5", 2.5),  # a decimal is tolerated (RFC 9110 says integer)
+        (".5", 0.5),
+        ("Sun, 22 Nov 2026 12:00:30 GMT", 30.0),  # IMF-fixdate
+        ("Sunday, 22-Nov-26 12:01:00 GMT", 60.0),  # obsolete RFC 850
+        ("Sun Nov 22 12:00:05 2026", 5.0),  # asctime
+        ("Sun Nov  1 12:00:00 2026", 0.0),  # asctime, space-padded day, in the past
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),  # a date in the past means now
+        ("sun, 22 nov 2026 12:00:30 gmt", 30.0),  # case-insensitive
+    ],
+)
+def test_parses_each_form(value: str, expected: float) -> None:
+    """Delta-seconds, decimals and all three HTTP-date forms give seconds from now."""
+    assert parse_retry_after(value, NOW) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "-1", "soon", "nan", "NaN", "inf", "1e3", "١٢", "0x10", "1,5", "Sun, 32 Nov 2026 12:00:00 GMT",
+     "Sun, 22 Foo 2026 12:00:00 GMT", "Sun, 22 Nov 2026 25:00:00 GMT", "12 s"],
+)
+def test_rejects_malformed_values(value: str) -> None:
+    """Negative, non-numeric, non-ASCII digits and impossible dates give no hint."""
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_absurd_values_are_infinite_not_errors() -> None:
+    """A 400-digit number is too long a wait, not a crash."""
+    assert parse_retry_after("9" * 400, NOW) == math.inf
+    assert parse_retry_after("9999999999", NOW) == 9999999999.0
+
+
+def test_two_digit_years_pick_the_right_century() -> None:
+    """RFC 9110: a two-digit year more than 50 years ahead is in the past."""
+    assert parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", NOW) == 0.0
+    assert parse_retry_after("Monday, 22-Nov-27 12:00:00 GMT", NOW) == pytest.approx(365 * 86400)
+
+
+def test_retry_after_ms_wins_and_falls_back() -> None:
+    """`retry-after-ms` is preferred; a malformed one falls back to Retry-After."""
+    headers = {"retry-after-ms": "1500", "retry-after": "9"}
+    assert requested_delay(headers.get, NOW) == 1.5
+    headers = {"retry-after-ms": "soon", "retry-after": "9"}
+    assert requested_delay(headers.get, NOW) == 9.0
+    assert requested_delay({}.get, NOW) is None
+    assert requested_delay({"retry-after-ms": "-5"}.get, NOW) is None
+
+
+def test_combination_is_a_floor_with_spread() -> None:
+    """The server's wait is a floor, spread upwards, capped, and refused when too long."""
+    kwargs = {"spread": 0.5, "max_retry_after": 60.0}
+    assert wait_with_retry_after(0.1, 2.0, uniform=0.0, **kwargs) == 2.0
+    assert wait_with_retry_after(0.1, 2.0, uniform=1.0, **kwargs) == 3.0
+    assert wait_with_retry_after(5.0, 2.0, uniform=0.5, **kwargs) == 5.0  # backoff is larger
+    assert wait_with_retry_after(0.1, 50.0, uniform=1.0, **kwargs) == 60.0  # spread capped
+    assert wait_with_retry_after(0.1, 61.0, uniform=0.0, **kwargs) is None
+
+
+text = st.one_of(
+    st.text(),
+    st.binary().map(lambda raw: raw.decode("latin-1")),
+    st.integers(min_value=-(10**30), max_value=10**400).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.datetimes().map(lambda moment: moment.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+)
+
+
+@given(value=text, now=st.floats(min_value=0, max_value=4e9))
+def test_any_header_text_parses_without_raising(value: str, now: float) -> None:
+    """Whatever a server sends: no exception, and None or a non-negative number."""
+    delay = parse_retry_after(value, now)
+    assert delay is None or (delay >= 0 and not math.isnan(delay))
+
+
+@given(
+    ms=st.one_of(st.none(), text),
+    seconds=st.one_of(st.none(), text),
+    backoff=st.floats(min_value=0, max_value=1e6),
+    uniform=st.floats(min_value=0, max_value=1, exclude_max=True),
+    max_retry_after=st.floats(min_value=0, max_value=1e6),
+)
+def test_resulting_wait_is_bounded(
+    ms: str | None, seconds: str | None, backoff: float, uniform: float, max_retry_after: float
+) -> None:
+    """A hostile header yields no wait, or a finite one in [0, max(backoff, max_retry_after)]."""
+    headers = {
+        name: value
+        for name, value in (("retry-after-ms", ms), ("retry-after", seconds))
+        if value is not None
+    }
+    asked = requested_delay(headers.get, NOW)
+    if asked is None:
+        return
+    wait = wait_with_retry_after(
+        backoff, asked, spread=0.5, uniform=uniform, max_retry_after=max_retry_after
+    )
+    if wait is not None:
+        assert math.isfinite(wait)
+        assert 0 <= wait <= max(backoff, max_retry_after)
+        assert wait >= backoff and wait >= asked  # the server's wait is a floor
