@@ -50,7 +50,7 @@ class Harness:
         return importlib.import_module(FLAVOURS[self.flavour])
 
     @property
-    def RetryTransport(self) -> Any:  # noqa: N802 - it is a class
+    def RetryTransport(self) -> Any:
         return self.package.RetryTransport
 
     @property

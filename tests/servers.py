@@ -36,7 +36,9 @@ def ok(body: bytes = b"ok") -> Reply:
 
 def status(code: int, body: bytes = b"", **headers: str) -> Reply:
     """A response with `code`; keyword headers use `_` for `-` (`retry_after="1"`)."""
-    return Reply(code, tuple((name.replace("_", "-"), value) for name, value in headers.items()), body)
+    return Reply(
+        code, tuple((name.replace("_", "-"), value) for name, value in headers.items()), body
+    )
 
 
 def slow(seconds: float, body: bytes = b"ok") -> Reply:

@@ -41,7 +41,9 @@ def test_immutable_keyword_only_and_replaceable() -> None:
 
 def test_methods_are_case_insensitive_and_collections_are_frozen() -> None:
     """Methods are upper-cased; both collections become frozensets; empty means none."""
-    policy = RetryPolicy(methods=["get", "Propfind"], statuses=[503, 523], backoff=tenacity.wait_none())
+    policy = RetryPolicy(
+        methods=["get", "Propfind"], statuses=[503, 523], backoff=tenacity.wait_none()
+    )
     assert policy.methods == frozenset({"GET", "PROPFIND"})
     assert policy.statuses == frozenset({503, 523})
     assert RetryPolicy(methods=(), statuses=()).methods == frozenset()

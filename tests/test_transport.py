@@ -402,7 +402,9 @@ def test_one_log_line_per_retry_without_secrets(
             headers={"Authorization": "Bearer s3cret", "Cookie": "id=s3cret"},
         )
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx_retrying"]
-    assert lines == ["Retrying GET http://test/path in 0.250 s: attempt 1 of 3 failed with status 503"]
+    assert lines == [
+        "Retrying GET http://test/path in 0.250 s: attempt 1 of 3 failed with status 503"
+    ]
     assert "s3cret" not in caplog.text and "hunter2" not in caplog.text
 
 

@@ -1,0 +1,322 @@
+"""What MockTransport cannot show, against a real server on 127.0.0.1.
+
+Pools, connection release, streamed request bodies, timeouts, resets, stale
+keep-alive connections and a Retry-After that is really slept. Every test
+runs for both flavours in sync, asyncio and trio unless it says otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import anyio
+import pytest
+import tenacity
+
+from httpx_retrying import RetryPolicy
+from tests.conftest import Harness
+from tests.servers import FaultServer, ok, refused_url, status
+
+QUICK = RetryPolicy(backoff=tenacity.wait_none())
+
+
+def one_connection_pool(harness: Harness) -> Any:
+    return harness.http_transport(limits=harness.lib.Limits(max_connections=1))
+
+
+def tight_timeouts(harness: Harness, read: float = 2.0) -> Any:
+    """A short pool timeout turns any leaked connection into a PoolTimeout."""
+    return harness.lib.Timeout(5.0, read=read, pool=0.5)
+
+
+def generator_body(harness: Harness, *chunks: bytes) -> Any:
+    """A body that can be streamed once: a generator, or an async one in async modes."""
+    if harness.is_async:
+
+        async def agen() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+
+        return agen()
+
+    def gen() -> Iterator[bytes]:
+        yield from chunks
+
+    return gen()
+
+
+def test_retries_release_connections_to_a_pool_of_one(
+    harness: Harness, server: FaultServer
+) -> None:
+    """503, 503, 200 and then more requests through one connection: no PoolTimeout, no new socket."""
+    server.script("/a", status(503, b"busy"), status(503, b"busy"), ok())
+    server.script("/b", status(503, b"busy"), ok())
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+    timeout = tight_timeouts(harness)
+    outcomes = harness.send_all(
+        transport,
+        [
+            ("GET", f"{server.url}/a", {"timeout": timeout}),
+            ("GET", f"{server.url}/b", {"timeout": timeout}),
+            ("GET", f"{server.url}/c", {"timeout": timeout}),
+        ],
+    )
+    assert [o.status_code for o in outcomes] == [200, 200, 200]
+    assert server.count() == 6
+    assert server.connections == 1  # small error bodies were drained: keep-alive kept
+
+
+def test_large_error_bodies_are_closed_unread(harness: Harness, server: FaultServer) -> None:
+    """A 1 MiB error body is not downloaded: the connection is dropped, the slot freed."""
+    server.script("/big", status(503, b"x" * (1 << 20)), ok())
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+    (response,) = harness.send_all(
+        transport, [("GET", f"{server.url}/big", {"timeout": tight_timeouts(harness)})]
+    )
+    assert response.status_code == 200
+    assert server.connections == 2
+
+
+def test_exhausted_response_is_returned_unread(harness: Harness, server: FaultServer) -> None:
+    """Giving up returns the last response still streamable, and its slot is the caller's."""
+    server.script("/x", *[status(503, b"last words")] * 3)
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+    url = f"{server.url}/x"
+
+    if not harness.is_async:
+        with harness.lib.Client(transport=transport) as client:
+            with client.stream("GET", url) as response:
+                assert response.status_code == 503
+                assert not response.is_stream_consumed
+                assert response.read() == b"last words"
+            assert client.get(f"{server.url}/y", timeout=tight_timeouts(harness)).status_code == 200
+        return
+
+    async def main() -> None:
+        async with harness.lib.AsyncClient(transport=transport) as client:
+            async with client.stream("GET", url) as response:
+                assert response.status_code == 503
+                assert not response.is_stream_consumed
+                assert await response.aread() == b"last words"
+            follow = await client.get(f"{server.url}/y", timeout=tight_timeouts(harness))
+            assert follow.status_code == 200
+
+    harness.run(main)
+
+
+def test_generator_body_is_never_sent_twice(harness: Harness, server: FaultServer) -> None:
+    """A streamed body met by a 503: the 503 comes back, no StreamConsumed, one request seen."""
+    server.script("/upload", status(503, b"busy"), ok())
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+    body = generator_body(harness, b"chunk-1,", b"chunk-2")
+    (response,) = harness.send_all(transport, [("PUT", f"{server.url}/upload", {"content": body})])
+    assert response.status_code == 503
+    assert server.bodies("/upload") == [b"chunk-1,chunk-2"]
+
+
+def test_generator_body_is_resent_whole_after_a_connect_error(
+    harness: Harness, server: FaultServer
+) -> None:
+    """Nothing was streamed before a ConnectError, so the body goes out complete on retry."""
+    lib = harness.lib
+    inner = harness.http_transport()
+    failures = [lib.ConnectError("first connect fails")]
+
+    class ConnectFailsOnce(lib.BaseTransport, lib.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+        def handle_request(self, request: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return inner.handle_request(request)
+
+        async def handle_async_request(self, request: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return await inner.handle_async_request(request)
+
+        def close(self) -> None:
+            inner.close()
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    transport = harness.RetryTransport(ConnectFailsOnce(), policy=QUICK)
+    body = generator_body(harness, b"all ", b"of ", b"it")
+    (response,) = harness.send_all(transport, [("POST", f"{server.url}/p", {"content": body})])
+    assert response.status_code == 200
+    assert server.bodies("/p") == [b"all of it"]
+
+
+@pytest.mark.parametrize("flavour", ["httpx", "httpx2"])
+def test_file_body_is_never_resent_truncated(flavour: str, server: FaultServer) -> None:
+    """A file object is streamed once: a reset after it is not retried (sync only)."""
+    harness = Harness(flavour, "sync")
+    server.script("/file", "reset_after_read", ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    body = io.BytesIO(b"file contents")
+    (outcome,) = harness.send_all(transport, [("PUT", f"{server.url}/file", {"content": body})])
+    assert isinstance(outcome, harness.lib.ReadError | harness.lib.RemoteProtocolError)
+    assert server.bodies("/file") == [b"file contents"]
+
+
+def test_bytes_body_is_replayed_identically(harness: Harness, server: FaultServer) -> None:
+    """A reset after the server read the request: a keyed POST is resent byte for byte."""
+    server.script("/pay", "reset_after_read", ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (response,) = harness.send_all(
+        transport,
+        [
+            (
+                "POST",
+                f"{server.url}/pay",
+                {"content": b"amount=5", "headers": {"Idempotency-Key": "k"}},
+            )
+        ],
+    )
+    assert response.status_code == 200
+    assert server.bodies("/pay") == [b"amount=5", b"amount=5"]
+
+
+def test_post_without_key_is_not_resent_after_a_reset(
+    harness: Harness, server: FaultServer
+) -> None:
+    """The server may have processed it: the error surfaces and the server saw it once."""
+    server.script("/order", "reset_after_read", ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (outcome,) = harness.send_all(transport, [("POST", f"{server.url}/order", {"content": b"1"})])
+    assert isinstance(outcome, harness.lib.ReadError | harness.lib.RemoteProtocolError)
+    assert server.count("/order") == 1
+
+
+def test_read_timeout_is_retried(harness: Harness, server: FaultServer) -> None:
+    """A silent server: ReadTimeout, then a retry that gets its answer."""
+    server.script("/slow", "silent", ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (response,) = harness.send_all(
+        transport, [("GET", f"{server.url}/slow", {"timeout": tight_timeouts(harness, read=0.2)})]
+    )
+    assert response.status_code == 200
+    assert response.extensions["retry_history"][0].reason == "ReadTimeout"
+
+
+@pytest.mark.parametrize("fault", ["reset_after_read", "close_after_read", "garbage"])
+def test_connection_faults_are_retried_for_get(
+    harness: Harness, server: FaultServer, fault: str
+) -> None:
+    """Resets, silent closes and garbage status lines: a GET retries and succeeds."""
+    server.script("/r", fault, ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (response,) = harness.send_all(transport, [("GET", f"{server.url}/r", {})])
+    assert response.status_code == 200
+    assert server.count("/r") == 2
+
+
+def test_stale_keep_alive_connection_is_absorbed(harness: Harness, server: FaultServer) -> None:
+    """The server drops a pooled connection as it is reused: one retry on a new one."""
+    server.script("/ka", ok(), "close_after_read", ok())
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+    outcomes = harness.send_all(
+        transport, [("GET", f"{server.url}/ka", {}), ("GET", f"{server.url}/ka", {})]
+    )
+    assert [o.status_code for o in outcomes] == [200, 200]
+    assert outcomes[1].extensions["retry_history"][0].reason in {"RemoteProtocolError", "ReadError"}
+    assert server.connections == 2
+
+
+def test_stale_keep_alive_race_with_real_timing() -> None:
+    """Reusing a connection as the server's idle timeout fires: every GET still succeeds."""
+    harness = Harness("httpx", "sync")
+    with FaultServer(keepalive_timeout=0.05) as server:
+        transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+        idle = iter([0.045, 0.048, 0.05, 0.052, 0.055] * 6)
+        outcomes = harness.send_all(
+            transport,
+            [("GET", f"{server.url}/k", {})] * 30,
+            between=lambda: time.sleep(next(idle)),
+        )
+    assert [getattr(o, "status_code", o) for o in outcomes] == [200] * 30
+
+
+def test_truncated_response_body_is_the_callers_error(
+    harness: Harness, server: FaultServer
+) -> None:
+    """A body that breaks after the transport returned is raised by the client, not retried."""
+    server.script("/t", "truncated_body", ok())
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (outcome,) = harness.send_all(transport, [("GET", f"{server.url}/t", {})])
+    assert isinstance(outcome, harness.lib.RemoteProtocolError)
+    assert server.count("/t") == 1
+
+
+def test_connect_errors_exhaust_with_the_real_exception(harness: Harness) -> None:
+    """A refused port: ConnectError itself after every attempt, with the story noted."""
+    transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+    (outcome,) = harness.send_all(transport, [("POST", refused_url(), {"content": b"x"})])
+    assert isinstance(outcome, harness.lib.ConnectError)
+    assert "gave up after 3 attempt(s)" in outcome.__notes__[0]
+
+
+def test_default_inner_transport_is_made_on_first_use(
+    harness: Harness, server: FaultServer
+) -> None:
+    """RetryTransport() with no argument makes the default transport for the mode it is used in."""
+    server.script("/d", status(503), ok())
+    transport = harness.RetryTransport(policy=QUICK)
+    (response,) = harness.send_all(transport, [("GET", f"{server.url}/d", {})])
+    assert response.status_code == 200
+
+
+def test_retry_after_of_one_second_is_really_waited(
+    mode_harness: Harness, server: FaultServer
+) -> None:
+    """Retry-After: 1 with the default spread: between 1 and 1.5 s pass before the retry."""
+    server.script("/ra", status(503, retry_after="1"), ok())
+    transport = mode_harness.RetryTransport(mode_harness.http_transport())
+    started = time.monotonic()
+    (response,) = mode_harness.send_all(transport, [("GET", f"{server.url}/ra", {})])
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert 1.0 <= elapsed < 2.5
+    assert 1.0 <= response.extensions["retry_history"][0].delay <= 1.5
+
+
+@pytest.mark.parametrize("mode", ["asyncio", "trio"])
+def test_cancellation_during_backoff_leaks_nothing(mode: str, server: FaultServer) -> None:
+    """Cancelled mid-sleep: it surfaces at once, and a pool of one still serves the next request."""
+    harness = Harness("httpx", mode)
+    server.script("/c", status(503, b"busy"), ok())
+    policy = RetryPolicy(backoff=tenacity.wait_fixed(10))
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=policy)
+
+    async def main() -> None:
+        async with harness.lib.AsyncClient(transport=transport) as client:
+            started = time.monotonic()
+            with anyio.move_on_after(0.2) as scope:
+                await client.get(f"{server.url}/c")
+            assert scope.cancelled_caught
+            assert time.monotonic() - started < 1.0
+            follow = await client.get(f"{server.url}/after", timeout=tight_timeouts(harness))
+            assert follow.status_code == 200
+
+    harness.run(main)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("mode", ["asyncio", "trio"])
+def test_cancellation_during_an_attempt_leaks_nothing(mode: str, server: FaultServer) -> None:
+    """Cancelled while waiting for a silent server: the next request on a pool of one works."""
+    harness = Harness("httpx", mode)
+    server.script("/hang", "silent")
+    transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)
+
+    async def main() -> None:
+        async with harness.lib.AsyncClient(transport=transport) as client:
+            with anyio.move_on_after(0.2) as scope:
+                await client.get(f"{server.url}/hang")
+            assert scope.cancelled_caught
+            follow = await client.get(f"{server.url}/next", timeout=tight_timeouts(harness))
+            assert follow.status_code == 200
+
+    harness.run(main)
