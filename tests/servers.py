@@ -9,6 +9,7 @@ The server counts what it accepted and what it fully read, and stops by itself
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import struct
@@ -148,10 +149,8 @@ class FaultServer:
         self._stop.set()
         with self._lock:
             for sock in list(self._sockets):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         for thread in list(self._threads):
             thread.join(timeout=5)
         self._listener.close()
@@ -209,10 +208,7 @@ class FaultServer:
         finally:
             with self._lock:
                 self._sockets.discard(sock)
-            try:
-                sock.close()
-            except OSError:  # pragma: no cover
-                pass
+            sock.close()
 
     def _reply(self, sock: socket.socket, reply: Reply) -> None:
         if reply.delay and self._stop.wait(reply.delay):

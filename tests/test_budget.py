@@ -19,11 +19,9 @@ class Clock:
 
 def spend(budget: RetryBudget) -> int:
     """Withdraw until refused; return how many were granted (bounded)."""
-    granted = 0
-    for _ in range(10_000):
+    for granted in range(10_000):
         if not budget.try_acquire():
             return granted
-        granted += 1
     raise AssertionError("budget never ran out")
 
 

@@ -51,7 +51,7 @@ def generator_body(harness: Harness, *chunks: bytes) -> Any:
 def test_retries_release_connections_to_a_pool_of_one(
     harness: Harness, server: FaultServer
 ) -> None:
-    """503, 503, 200 and then more requests through one connection: no PoolTimeout, no new socket."""
+    """503, 503, 200, then more requests on one connection: no PoolTimeout, no new socket."""
     server.script("/a", status(503, b"busy"), status(503, b"busy"), ok())
     server.script("/b", status(503, b"busy"), ok())
     transport = harness.RetryTransport(one_connection_pool(harness), policy=QUICK)

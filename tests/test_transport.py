@@ -84,7 +84,8 @@ def test_exhaustion_returns_the_last_response(harness: Harness) -> None:
     response = harness.send(transport, "GET", "http://test/")
     assert response.status_code == 504
     assert response.content == b"body"
-    assert len(script.seen) == 3 and len(sleeps) == 2
+    assert len(script.seen) == 3
+    assert len(sleeps) == 2
     with pytest.raises(harness.lib.HTTPStatusError):
         response.raise_for_status()
 
@@ -202,7 +203,8 @@ def test_exhaustion_reraises_the_last_error_with_its_story(harness: Harness) -> 
     assert raised is errors[-1]
     (note,) = raised.__notes__
     assert "gave up after 3 attempt(s)" in note
-    assert "attempt 1: ConnectError" in note and "attempt 2: ReadTimeout" in note
+    assert "attempt 1: ConnectError" in note
+    assert "attempt 2: ReadTimeout" in note
     assert "all 3 attempts used" in note
 
 
@@ -335,7 +337,8 @@ def test_budget_refusal_gives_up_like_exhaustion(
     with caplog.at_level(logging.INFO, logger="httpx_retrying"):
         response = harness.send(transport, "GET", "http://test/")
     assert response.status_code == 503
-    assert len(script.seen) == 2 and len(sleeps) == 1
+    assert len(script.seen) == 2
+    assert len(sleeps) == 1
     assert (budget.retries_allowed, budget.retries_refused) == (1, 1)
     assert "retry budget is spent" in caplog.text
 
@@ -380,8 +383,10 @@ def test_hooks_see_each_retry_and_a_failing_hook_does_not_stop_it(
         (1, 0.25, "status 503"),
         (2, 0.25, "ConnectError"),
     ]
-    assert events[0].response is not None and events[0].response.is_closed
-    assert events[1].response is None and isinstance(events[1].exception, lib.ConnectError)
+    assert events[0].response is not None
+    assert events[0].response.is_closed
+    assert events[1].response is None
+    assert isinstance(events[1].exception, lib.ConnectError)
     with pytest.raises(dataclasses.FrozenInstanceError):
         events[0].attempt = 9  # type: ignore[misc]
     assert sum(r.levelno == logging.ERROR for r in caplog.records) == 2
@@ -405,7 +410,8 @@ def test_one_log_line_per_retry_without_secrets(
     assert lines == [
         "Retrying GET http://test/path in 0.250 s: attempt 1 of 3 failed with status 503"
     ]
-    assert "s3cret" not in caplog.text and "hunter2" not in caplog.text
+    assert "s3cret" not in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 def test_opt_in_attempt_header_and_idempotency_key(harness: Harness) -> None:
@@ -417,9 +423,11 @@ def test_opt_in_attempt_header_and_idempotency_key(harness: Harness) -> None:
         transport,
         [("POST", "http://test/", {"content": b"x"}), ("GET", "http://test/", {})],
     )
-    assert first.status_code == 200 and second.status_code == 200
+    assert first.status_code == 200
+    assert second.status_code == 200
     assert [r.headers["x-attempt"] for r in script.seen] == ["1", "2", "3", "1"]
     keys = [r.headers.get("idempotency-key") for r in script.seen]
-    assert keys[0] is not None and keys[0] == keys[1] == keys[2]
+    assert keys[0] is not None
+    assert keys[0] == keys[1] == keys[2]
     assert keys[3] is None  # GET is idempotent already
     assert first.request.headers["idempotency-key"] == keys[0]
