@@ -582,3 +582,780 @@ def s2_run(policy: Policy, budget: str, seed: int, shared_budget: bool = False) 
         "denied": st.denied[0],
         "buckets": st.buckets,
     }
+
+
+# S3 / S4 -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """An open-loop load shape: `phases` are `(end_ms, x)` with x = load / capacity."""
+
+    name: str
+    queue: int
+    phases: tuple[tuple[float, float], ...]
+    horizon_ms: float = 90_000.0
+
+    @property
+    def over_end_ms(self) -> float:
+        return self.phases[0][0]
+
+    def scaled(self, factor: float) -> Load:
+        phases = tuple((end * factor, x) for end, x in self.phases)
+        return Load(self.name, self.queue, phases, self.horizon_ms * factor)
+
+
+S3_LOAD = Load("S3", queue=50, phases=((10_000.0, 5.0), (30_000.0, 0.5)))
+S4_LOAD = Load("S4", queue=500, phases=((5_000.0, 2.0), (30_000.0, 0.6)))
+S34_CAPACITY_PER_MS = 0.5  # W = 5 workers, S = 10 ms: 500 requests per second
+
+
+def s34_policy(jitter: str) -> Policy:
+    return Policy(attempts=3, backoff=jitter, initial_s=0.05, cap_s=2.0, timeout_ms=200.0)
+
+
+def overload_run(
+    load: Load, policy: Policy, budget: str, seed: int, processes: int = 20
+) -> dict[str, Any]:
+    """M client processes, one budget each, Poisson arrivals shared by every strategy."""
+    sim = Sim()
+    server = ServerSim(
+        sim, policy, workers=5, service_ms=10.0, queue=load.queue, outage=None,
+        cohorts=2, horizon_ms=load.horizon_ms,
+    )
+    arrivals = random.Random(f"{seed}-arr")
+    over_end = load.over_end_ms
+    for m in range(processes):
+        rng = random.Random(f"{seed}-{policy.backoff}-{budget}-{m}")
+        proc = _Proc(rng, make_budget(budget, sim, rng), policy.make_backoff(rng))
+        t = 0.0
+        for end, x in load.phases:  # exact piecewise Poisson: the process is memoryless
+            rate = x * S34_CAPACITY_PER_MS / processes
+            while True:
+                t_next = t + arrivals.expovariate(rate)
+                if t_next >= end:
+                    t = end
+                    break
+                t = t_next
+                sim.at(t, server.start, _Req(t, 0 if t < over_end else 1, proc))
+    sim.run(load.horizon_ms)
+    st = server.stats
+    return {
+        "amp_over": _ratio(st.attempts[0], st.logical[0]),
+        "amp_after": _ratio(st.attempts[1], st.logical[1]),
+        "success_over": _ratio(st.ok[0], st.logical[0]),
+        "success_after": _ratio(st.ok[1], st.logical[1]),
+        "load_vs_offered": _ratio(sum(st.attempts), sum(st.logical)),
+        "denied": sum(st.denied),
+        "local_reject": sum(st.local_reject),
+        "shed": st.shed,
+        "wasted": st.wasted,
+        "p50_after_ms": _percentile(st.latencies[1], 0.5),
+        "p99_after_ms": _percentile(st.latencies[1], 0.99),
+        "ok_per_s": st.ok_per_s[: int(load.phases[-1][0] // 1000) + 1],
+    }
+
+
+# S5 ------------------------------------------------------------------------
+
+
+def s5_run(layers: int, attempts: int, budget: str, n_top: int) -> float:
+    """Bottom attempts per top-level request through `layers` retrying layers, one budget each."""
+    sim = Sim()
+    budgets = [
+        make_budget(budget, sim, random.Random(f"s5-{layers}-{attempts}-{budget}-{i}"))
+        for i in range(layers)
+    ]
+    bottom = 0
+    last = layers - 1
+
+    def call(level: int, now: float) -> bool:
+        nonlocal bottom
+        b = budgets[level]
+        for k in range(attempts):
+            b.on_attempt(now, k > 0)
+            if level == last:
+                bottom += 1
+                ok = False  # the bottom dependency always fails
+            else:
+                ok = call(level + 1, now)
+            b.on_outcome(now, ok, k > 0, 0.0, False)
+            if ok:
+                return True
+            if k + 1 < attempts and not b.allow_retry(now, False)[0]:
+                return False
+        return False
+
+    for n in range(n_top):
+        sim.now_ms = float(n)  # t = n * 1 ms; no time passes inside a call
+        call(0, sim.now_ms)
+    return bottom / n_top
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+@dataclass(frozen=True)
+class Grid:
+    s1_sizes: tuple[int, ...] = (50, 100, 150)
+    s1_reps: int = 20
+    s2_seeds: tuple[int, ...] = (1, 2, 3)
+    s2_jitters: tuple[str, ...] = JITTERS
+    s2_ra: tuple[str, ...] = ("ignore", "exact", "aws2026", "spread")
+    s34_budgets: tuple[str, ...] = (*REFERENCE_BUDGETS, OURS)
+    s34_jitters: tuple[str, ...] = JITTERS
+    s34_scale: float = 1.0
+    fleet_sizes: tuple[int, ...] = (20, 100, 500)
+    fleet_budgets: tuple[str, ...] = (
+        "sre_ratio10",
+        OURS,
+        "ours(per_second=0.1)",
+        "ours(per_second=0.1,capacity=5)",
+    )
+    s5_top: int = 20_000
+    s5_top_unbudgeted: int = 500  # exactly a**L per request: a smaller run gives the same mean
+    s5_budgets: tuple[str, ...] = ("none", "sre_ratio10", "tps20", "grpc_10_0.1", "aws_std", OURS)
+
+
+DEFAULT_GRID = Grid()
+QUICK_GRID = Grid(
+    s1_sizes=(50, 100),
+    s1_reps=4,
+    s2_seeds=(1,),
+    s2_jitters=("none", "full"),
+    s2_ra=("ignore", "spread"),
+    s34_budgets=("none", "sre_ratio10", OURS),
+    s34_jitters=("full",),
+    s34_scale=0.3,
+    fleet_sizes=(),
+    s5_top=2_000,
+    s5_top_unbudgeted=100,
+)
+
+PKG = "package defaults"  # RetryPolicy() + RetryBudget() (one budget per client process)
+S2_PKG_ROWS: tuple[tuple[str, dict[str, Any], str, bool], ...] = (
+    # label, RetryPolicy changes, budget, one budget shared by all 1000 clients
+    (f"{PKG}: RA + spread 0.5", {}, OURS, False),
+    ("package, Retry-After ignored", {"respect_retry_after": False}, OURS, False),
+    ("package, RA without spread", {"retry_after_spread": 0.0}, OURS, False),
+    # A herd inside ONE process: all 1000 requests share one budget (a trade-off, no target).
+    ("package, 1 shared RetryBudget()", {}, OURS, True),
+    ("package, 1 shared sre_ratio10", {}, "sre_ratio10", True),
+    ("package, 1 shared tps20", {}, "tps20", True),
+)
+
+
+@dataclass
+class Results:
+    quick: bool
+    s1: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
+    s2: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    s3: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    s4: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    fleet: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
+    s5: dict[tuple[int, int, str], float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # stderr only, never in output
+
+
+def run_all(grid: Grid, quick: bool, log: Callable[[str], None]) -> Results:
+    res = Results(quick)
+    clock = time.perf_counter
+    t = clock()
+    for n in grid.s1_sizes:
+        for name in S1_NAMES:
+            res.s1[(n, name)] = s1_run(n, name, 1, grid.s1_reps)
+    res.seconds["S1"] = clock() - t
+    log(f"S1 {res.seconds['S1']:.1f} s")
+
+    t = clock()
+    for jitter in grid.s2_jitters:
+        for ra in grid.s2_ra:
+            res.s2[(jitter, ra)] = [
+                s2_run(s2_policy(jitter, ra), "none", seed) for seed in grid.s2_seeds
+            ]
+    for label, changes, budget, shared in S2_PKG_ROWS:
+        policy = package_default_policy(**changes)
+        res.s2[(label, policy.ra)] = [
+            s2_run(policy, budget, seed, shared_budget=shared) for seed in grid.s2_seeds
+        ]
+    res.seconds["S2"] = clock() - t
+    log(f"S2 {res.seconds['S2']:.1f} s")
+
+    pkg_policy = package_default_policy(timeout_ms=200.0)
+    for key, load, out in (("S3", S3_LOAD, res.s3), ("S4", S4_LOAD, res.s4)):
+        t = clock()
+        load = load.scaled(grid.s34_scale)
+        for budget in grid.s34_budgets:
+            for jitter in grid.s34_jitters:
+                out[("spec", budget, jitter)] = overload_run(load, s34_policy(jitter), budget, 1)
+        for budget in ("none", OURS):
+            out[(PKG, budget, pkg_policy.backoff)] = overload_run(load, pkg_policy, budget, 1)
+        res.seconds[key] = clock() - t
+        log(f"{key} {res.seconds[key]:.1f} s")
+
+    t = clock()
+    for processes in grid.fleet_sizes:
+        for budget in grid.fleet_budgets:
+            for key, load in (("S3", S3_LOAD), ("S4", S4_LOAD)):
+                res.fleet[(key, processes, budget)] = overload_run(
+                    load.scaled(grid.s34_scale), pkg_policy, budget, 1, processes
+                )
+    res.seconds["fleet"] = clock() - t
+    log(f"fleet {res.seconds['fleet']:.1f} s")
+
+    t = clock()
+    for layers, attempts in ((3, 4), (5, 3)):
+        for budget in grid.s5_budgets:
+            n_top = grid.s5_top_unbudgeted if budget == "none" else grid.s5_top
+            res.s5[(layers, attempts, budget)] = s5_run(layers, attempts, budget, n_top)
+    res.seconds["S5"] = clock() - t
+    log(f"S5 {res.seconds['S5']:.1f} s")
+    return res
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@dataclass(frozen=True)
+class Check:
+    """One bound: `kind` is "target" (the issue's bar for the package) or "model" (section 6)."""
+
+    kind: str
+    name: str
+    measured: float
+    op: str  # "<=", ">=", "=="
+    bound: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if math.isnan(self.measured):
+            return False
+        if self.op == "<=":
+            return self.measured <= self.bound
+        if self.op == ">=":
+            return self.measured >= self.bound
+        return abs(self.measured - self.bound) < 1e-9
+
+    @property
+    def margin(self) -> str:
+        gap = abs(self.measured - self.bound)
+        if self.op == "==":
+            return "exact" if self.ok else f"off by {gap:.4g}"
+        return f"{gap:.3g} to spare" if self.ok else f"**missed by {gap:.3g}**"
+
+
+def _mean(runs: Iterable[dict[str, Any]], key: str) -> float:
+    return statistics.fmean(run[key] for run in runs)
+
+
+def _s1_ratio(res: Results, n: int, name: str, index: int) -> float:
+    return res.s1[(n, name)][index] / res.s1[(n, "full")][index]
+
+
+def _slope(res: Results, name: str) -> float:
+    lo, hi = min(n for n, _ in res.s1), max(n for n, _ in res.s1)
+    return math.log(res.s1[(hi, name)][0] / res.s1[(lo, name)][0]) / math.log(hi / lo)
+
+
+def targets(res: Results) -> list[Check]:
+    checks: list[Check] = []
+    s3, s4 = res.s3[(PKG, OURS, "full")], res.s4[(PKG, OURS, "full")]
+    s3n, s4n = res.s3[(PKG, "none", "full")], res.s4[(PKG, "none", "full")]
+    checks.append(
+        Check("target", "S3 overload-phase amplification", s3["amp_over"], "<=", 1.2,
+              f"no budget: {s3n['amp_over']:.2f}x")
+    )
+    checks.append(
+        Check("target", "S4 after-phase success", s4["success_after"], ">=", 0.85,
+              f"no budget: {s4n['success_after']:.3f}")
+    )
+    s2 = res.s2[(S2_PKG_ROWS[0][0], "spread")]
+    checks.append(
+        Check("target", "S2 success (worst seed), RA + spread 0.5",
+              min(r["success"] for r in s2), ">=", 0.95)
+    )
+    checks.append(
+        Check("target", "S2 post-outage peak x capacity (worst seed)",
+              max(r["peak_x"] for r in s2), "<=", 1.6)
+    )
+    big = [n for n, name in res.s1 if name == "full" and n >= 100]
+    worst = min(big, key=lambda n: _s1_ratio(res, n, "expo", 0))
+    checks.append(
+        Check("target", f"S1 work, expo / full jitter (min over N >= 100: N = {worst})",
+              _s1_ratio(res, worst, "expo", 0), ">=", 2.0)
+    )
+    checks.append(
+        Check("target", "S5 bottom attempts per request, 3 layers x 4 attempts",
+              res.s5[(3, 4, OURS)], "<=", 1.5, f"no budget: {res.s5[(3, 4, 'none')]:.0f}x")
+    )
+    return checks
+
+
+def model_checks(res: Results) -> list[Check]:
+    """overload.md section 6: validates this simulator against the calibrated reference."""
+    out: list[Check] = []
+
+    def add(name: str, measured: float, op: str, bound: float) -> None:
+        out.append(Check("model", name, measured, op, bound))
+
+    sizes = sorted({n for n, _ in res.s1})
+    for n in sizes:
+        big = n >= 100
+        for name, lo_small, lo_big in (("decorr", 1.08, 1.2), ("expo", 1.7, 2.0),
+                                       ("nobackoff", 1.8, 2.7)):
+            add(f"S1 N={n} work {name}/full", _s1_ratio(res, n, name, 0), ">=",
+                lo_big if big else lo_small)
+        add(f"S1 N={n} work equal/full", _s1_ratio(res, n, "equal", 0), ">=", 0.92)
+        add(f"S1 N={n} work equal/full", _s1_ratio(res, n, "equal", 0), "<=", 1.08)
+        add(f"S1 N={n} time expo/full", _s1_ratio(res, n, "expo", 1), ">=", 10.0)
+        add(f"S1 N={n} time equal/full", _s1_ratio(res, n, "equal", 1), ">=", 1.2)
+        add(f"S1 N={n} time decorr/full", _s1_ratio(res, n, "decorr", 1), ">=", 0.70)
+        add(f"S1 N={n} time decorr/full", _s1_ratio(res, n, "decorr", 1), "<=", 1.10)
+        add(f"S1 N={n} time nobackoff/full", _s1_ratio(res, n, "nobackoff", 1), "<=", 0.6)
+    add("S1 work slope, no backoff", _slope(res, "nobackoff"), ">=", 1.6)
+    add("S1 work slope, full jitter", _slope(res, "full"), "<=", 1.4)
+
+    none_ignore = res.s2[("none", "ignore")]
+    add("S2 none/ignore success", _mean(none_ignore, "success"), "<=", 0.5)
+    add("S2 none/ignore peak", _mean(none_ignore, "peak_x"), ">=", 5.0)
+    for jitter in ("full", "equal", "decorrelated"):
+        runs = res.s2[(jitter, "ignore")]
+        add(f"S2 {jitter}/ignore success", _mean(runs, "success"), ">=", 0.9)
+        add(f"S2 {jitter}/ignore peak", _mean(runs, "peak_x"), "<=", 1.6)
+    for jitter in JITTERS:
+        ignored = _mean(res.s2[(jitter, "ignore")], "calls_per_success")
+        for ra in ("exact", "aws2026", "spread"):
+            runs = res.s2[(jitter, ra)]
+            add(f"S2 {jitter}/{ra} calls during outage", _mean(runs, "calls_during_outage"),
+                "==", 1.0)
+            add(f"S2 {jitter}/{ra} calls/success vs ignore",
+                _mean(runs, "calls_per_success") / ignored, "<=", 0.7)
+            if ra != "spread":
+                add(f"S2 {jitter}/{ra} peak", _mean(runs, "peak_x"), ">=", 5.0)
+        runs = res.s2[(jitter, "spread")]
+        add(f"S2 {jitter}/spread calls/success", _mean(runs, "calls_per_success"), "<=", 2.05)
+        add(f"S2 {jitter}/spread makespan s", _mean(runs, "makespan_s"), "<=", 1.05 * S2_ORACLE_S)
+        add(f"S2 {jitter}/spread peak", _mean(runs, "peak_x"), "<=", 1.3)
+
+    s3 = res.s3
+    for jitter in JITTERS:
+        add(f"S3 none/{jitter} amp", s3[("spec", "none", jitter)]["amp_over"], ">=", 2.6)
+        add(f"S3 none/{jitter} amp", s3[("spec", "none", jitter)]["amp_over"], "<=", 3.0)
+        add(f"S3 sre_ratio10/{jitter} amp", s3[("spec", "sre_ratio10", jitter)]["amp_over"],
+            ">=", 1.08)
+        add(f"S3 sre_ratio10/{jitter} amp", s3[("spec", "sre_ratio10", jitter)]["amp_over"],
+            "<=", 1.15)
+        add(f"S3 tps20/{jitter} amp", s3[("spec", "tps20", jitter)]["amp_over"], "<=", 1.35)
+        add(f"S3 aws_std/{jitter} amp", s3[("spec", "aws_std", jitter)]["amp_over"], "<=", 1.2)
+        add(f"S3 grpc/{jitter} amp", s3[("spec", "grpc_10_0.1", jitter)]["amp_over"], "<=", 1.05)
+        none_success = s3[("spec", "none", jitter)]["success_over"]
+        for budget in (*REFERENCE_BUDGETS[1:], OURS):
+            run = s3[("spec", budget, jitter)]
+            add(f"S3 {budget}/{jitter} success over - none's", run["success_over"] - none_success,
+                ">=", -0.02)
+            if budget != "sre_adaptive_k2":
+                add(f"S3 {budget}/{jitter} success after", run["success_after"], ">=", 0.99)
+        add(f"S3 sre_adaptive_k2/{jitter} load / offered",
+            s3[("spec", "sre_adaptive_k2", jitter)]["load_vs_offered"], "<=", 0.7)
+    for budget in (*REFERENCE_BUDGETS, OURS):
+        amps = [s3[("spec", budget, jitter)]["amp_over"] for jitter in JITTERS]
+        add(f"S3 {budget} amp spread over jitters", max(amps) / min(amps) - 1, "<=", 0.03)
+
+    s4 = res.s4
+    for jitter in JITTERS:
+        add(f"S4 none/{jitter} success after", s4[("spec", "none", jitter)]["success_after"],
+            "<=", 0.05)
+        add(f"S4 none/{jitter} amp after", s4[("spec", "none", jitter)]["amp_after"], ">=", 2.9)
+        for budget in ("sre_ratio10", "tps20", "grpc_10_0.1", "aws_std"):
+            run = s4[("spec", budget, jitter)]
+            add(f"S4 {budget}/{jitter} success after", run["success_after"], ">=", 0.85)
+            add(f"S4 {budget}/{jitter} amp after", run["amp_after"], "<=", 1.05)
+
+    s5 = res.s5
+    for layers, attempts in ((3, 4), (5, 3)):
+        tag = f"S5 {layers}x{attempts}"
+        add(f"{tag} none", s5[(layers, attempts, "none")], "==", float(attempts**layers))
+        add(f"{tag} sre_ratio10", s5[(layers, attempts, "sre_ratio10")], "<=",
+            1.02 * 1.111**layers)
+        add(f"{tag} tps20", s5[(layers, attempts, "tps20")], "<=", 1.02 * 1.21**layers)
+        add(f"{tag} grpc", s5[(layers, attempts, "grpc_10_0.1")], "<=", 1.01)
+        add(f"{tag} aws_std", s5[(layers, attempts, "aws_std")], "<=", 1.03)
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+HEADER = """\
+# Retry storms: simulated S1-S5 results
+
+Generated by `python benchmarks/storm.py{mode}`: a seeded, deterministic discrete-event
+simulation (standard library only; the output is byte-identical on every run). The model,
+scenarios and reference thresholds are those of `shared/reference/overload.md` (sections
+3-6). The simulation drives the package's own objects through a simulated clock and seeded
+RNGs: `RetryBudget` (clock injected, `record_request()` on each first attempt,
+`try_acquire()` before each retry), the four `backoff_*` strategies (one state object per
+logical request) and `wait_with_retry_after`, in the order `RetryCall.next_delay` uses them
+(backoff, then Retry-After, then the budget). The other budgets (sre_ratio10, tps20,
+grpc_10_0.1, aws_std, sre_adaptive_k2) are reference algorithms simulated in `storm.py`.
+
+**Package defaults** = `RetryPolicy()` ({attempts} attempts, {backoff} jitter {initial:g} s
+doubling to a {cap:g} s cap, Retry-After honoured with spread {spread:g}, at most
+{max_ra:g} s) with `RetryBudget()` (ratio {ratio:g}, {per_second:g} token/s, capacity
+{capacity:g}), one budget per client process (per layer in S5). **ours** = `RetryBudget()`
+with the scenario's own policy; **none** = no budget (the naive client).
+
+* **S1** Brooker 2015 optimistic-concurrency race: N clients, one row, 100 % contention;
+  work = server write calls. Backoff base 5 ms, cap 2 s; no budget.
+* **S2** herd: 1000 clients (one request each, own budget) hit a 2 s outage of a
+  1000 req/s server (W 10, S 10 ms, Q 100). Spec policy: 8 attempts, 100 ms base, 10 s cap.
+* **S3** sustained overload: 20 client processes, Poisson load 5x capacity for 10 s, then
+  0.5x until 30 s (W 5, S 10 ms, Q 50, 200 ms attempt timeout). Spec policy: 3 attempts,
+  50 ms base, 2 s cap.
+* **S4** metastable: as S3 with Q 500 (up to 1 s of queueing, so timed-out attempts still
+  cost server time); 2x for 5 s, then 0.6x until 30 s. Does goodput recover?
+* **S5** layers: L layers x a attempts over a dependency that always fails, one budget per
+  layer; 20 000 top-level requests at 1 ms intervals.
+"""
+
+
+def render(res: Results, grid: Grid) -> str:
+    policy, budget = RetryPolicy(), RetryBudget(clock=lambda: 0.0)
+    strategy: Any = policy.backoff
+    out = [
+        HEADER.format(
+            mode=" --quick" if res.quick else "",
+            attempts=policy.attempts,
+            backoff={cls: name for name, cls in BACKOFFS.items()}[type(strategy)],
+            initial=strategy.initial,
+            cap=strategy.cap,
+            spread=policy.retry_after_spread,
+            max_ra=policy.max_retry_after,
+            ratio=budget.ratio,
+            per_second=budget.per_second,
+            capacity=budget.capacity,
+        )
+    ]
+    if res.quick:
+        out.append(
+            "**Quick mode** (CI smoke run): a small grid, S3/S4 time-scaled by "
+            f"{grid.s34_scale:g}; the numbers are indicative only.\n"
+        )
+
+    checks = targets(res)
+    out.append("## Targets (package defaults)\n")
+    out += _table(
+        ("target", "measured", "bound", "margin", "result", "reference"),
+        (
+            (c.name, _f(c.measured), f"{c.op} {c.bound:g}", c.margin,
+             "pass" if c.ok else "**FAIL**", c.note)
+            for c in checks
+        ),
+    )
+    out.append(
+        f"\nS5 with 5 layers x 3 attempts (no bound set): {_f(res.s5[(5, 3, OURS)])}x with "
+        f"`RetryBudget()` per layer, {res.s5[(5, 3, 'none')]:.0f}x without.\n"
+    )
+
+    # S1
+    out.append(f"## S1: contention (Brooker 2015), {grid.s1_reps} reps, means\n")
+    names = S1_NAMES
+    out += _table(
+        ("N", *(f"calls {n}" for n in names), *(f"ms {n}" for n in names), "expo/full calls"),
+        (
+            (
+                str(n),
+                *(f"{res.s1[(n, name)][0]:.0f}" for name in names),
+                *(f"{res.s1[(n, name)][1]:.0f}" for name in names),
+                _f(_s1_ratio(res, n, "expo", 0), 2),
+            )
+            for n in sorted({n for n, _ in res.s1})
+        ),
+    )
+    out.append(
+        "\n`nobackoff` retries at once; `expo` is `backoff_no_jitter`; the others are the "
+        "package's jittered strategies. Work slope (log-log, smallest to largest N): "
+        + ", ".join(f"{name} {_slope(res, name):.2f}" for name in names)
+        + ".\n"
+    )
+
+    # S2
+    seeds = ", ".join(str(s) for s in grid.s2_seeds)
+    out.append(f"## S2: herd after a 2 s outage (mean of seeds {seeds})\n")
+    out.append(
+        "RA modes: `ignore`; `exact` = `wait_with_retry_after(spread=0)`; `aws2026` = "
+        "max(d, min(RA, d + 5 s)) (reference); `spread` = `wait_with_retry_after(spread=0.5)` "
+        "(the package default; equals overload.md's `proportional` whenever the backoff is "
+        f"below RA). Oracle makespan: {S2_ORACLE_S:.1f} s.\n"
+    )
+    rows = []
+    for (label, ra), runs in res.s2.items():
+        rows.append(
+            (
+                label,
+                ra,
+                _f(_mean(runs, "success")),
+                _f(min(r["success"] for r in runs)),
+                _f(_mean(runs, "calls_per_success"), 2),
+                _f(_mean(runs, "makespan_s"), 2),
+                _f(_mean(runs, "peak_x"), 2),
+                _f(max(r["peak_x"] for r in runs), 2),
+                _f(_mean(runs, "calls_during_outage"), 2),
+                f"{_mean(runs, 'denied'):.0f}",
+            )
+        )
+    out += _table(
+        ("policy / jitter", "RA", "success", "worst", "calls/success", "makespan s",
+         "peak x cap", "worst peak", "calls in outage", "denied"),
+        rows,
+    )
+    out.append(
+        "\nThe last three rows put all 1000 requests in one process with one budget: a "
+        "herd inside a single client, where any budget trades recovery for protection.\n"
+    )
+
+    # S3 / S4
+    for key, table, title, phase in (
+        ("S3", res.s3, "sustained overload (5x for 10 s, then 0.5x)", "over"),
+        ("S4", res.s4, "metastable storm (2x for 5 s, then 0.6x)", "after"),
+    ):
+        out.append(f"## {key}: {title}, seed 1\n")
+        out += _table(
+            ("policy", "budget", "jitter", "amp over", "amp after", "success over",
+             "success after", "denied", "local rejects", "shed", "wasted", "p99 after ms"),
+            (
+                (
+                    "package defaults" if pol == PKG else "spec",
+                    budget_name,
+                    jitter,
+                    _f(run["amp_over"]),
+                    _f(run["amp_after"]),
+                    _f(run["success_over"]),
+                    _f(run["success_after"]),
+                    str(run["denied"]),
+                    str(run["local_reject"]),
+                    str(run["shed"]),
+                    str(run["wasted"]),
+                    _f(run["p99_after_ms"], 0),
+                )
+                for (pol, budget_name, jitter), run in sorted(
+                    table.items(), key=lambda item: (item[0][0] != PKG, item[0][1:])
+                )
+            ),
+        )
+        out.append("")
+
+    if res.fleet:
+        out.append("## Fleet size: S3 / S4 with the same total load over more client processes\n")
+        out.append(
+            "Package-default policy; each process owns one budget. `RetryBudget`'s "
+            "`per_second` trickle and starting `capacity` are per process, so with many "
+            "low-rate processes they, not `ratio`, set the retry rate.\n"
+        )
+        sizes = sorted({m for _, m, _ in res.fleet})
+        out += _table(
+            ("budget", "processes", "S3 amp over", "S3 success after", "S4 amp after",
+             "S4 success after"),
+            (
+                (
+                    budget_name,
+                    str(m),
+                    _f(res.fleet[("S3", m, budget_name)]["amp_over"]),
+                    _f(res.fleet[("S3", m, budget_name)]["success_after"]),
+                    _f(res.fleet[("S4", m, budget_name)]["amp_after"]),
+                    _f(res.fleet[("S4", m, budget_name)]["success_after"]),
+                )
+                for budget_name in grid.fleet_budgets
+                for m in sizes
+            ),
+        )
+        out.append("")
+
+    out.append("## S5: bottom attempts per top-level request\n")
+    out += _table(
+        ("budget", "3 layers x 4 attempts", "5 layers x 3 attempts"),
+        (
+            (name, _f(res.s5[(3, 4, name)]), _f(res.s5[(5, 3, name)]))
+            for name in grid.s5_budgets
+        ),
+    )
+    out.append(
+        f"\n`none` ran {grid.s5_top_unbudgeted} top-level requests (every request makes "
+        f"exactly a^L bottom attempts); the budgets ran {grid.s5_top}.\n"
+    )
+
+    if not res.quick:
+        model = model_checks(res)
+        failed = [c for c in model if not c.ok]
+        out.append("## Reference checks (overload.md section 6)\n")
+        out.append(f"{len(model) - len(failed)} of {len(model)} bounds hold.")
+        if failed:
+            out.append("")
+            out += _table(
+                ("check", "measured", "bound", "margin"),
+                ((c.name, _f(c.measured, 4), f"{c.op} {c.bound:g}", c.margin) for c in failed),
+            )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def jsonl(res: Results) -> str:
+    rows: list[dict[str, Any]] = []
+
+    def clean(metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: (round(v, 6) if isinstance(v, float) else v)
+            for k, v in metrics.items()
+            if not isinstance(v, list)
+        }
+
+    for (n, name), (calls, ms) in res.s1.items():
+        rows.append({"scenario": "S1", "n": n, "strategy": name, "seed": 1,
+                     "write_calls": round(calls, 6), "time_ms": round(ms, 6)})
+    for (label, ra), runs in res.s2.items():
+        for seed, run in zip(res_seeds(res), runs, strict=True):
+            rows.append({"scenario": "S2", "strategy": label, "ra": ra, "seed": seed,
+                         **clean(run)})
+    for key, table in (("S3", res.s3), ("S4", res.s4)):
+        for (pol, budget, jitter), run in table.items():
+            rows.append({"scenario": key, "policy": pol, "budget": budget, "strategy": jitter,
+                         "seed": 1, "processes": 20, **clean(run)})
+    for (key, m, budget), run in res.fleet.items():
+        rows.append({"scenario": key, "policy": PKG, "budget": budget, "strategy": "full",
+                     "seed": 1, "processes": m, **clean(run)})
+    for (layers, attempts, budget), value in res.s5.items():
+        rows.append({"scenario": "S5", "layers": layers, "attempts": attempts,
+                     "budget": budget, "bottom_per_request": round(value, 6)})
+    return "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+
+
+def res_seeds(res: Results) -> tuple[int, ...]:
+    return (QUICK_GRID if res.quick else DEFAULT_GRID).s2_seeds
+
+
+def plot(res: Results, out_dir: Path) -> list[Path]:
+    """PNG plots next to storm.md; skipped (empty list) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written: list[Path] = []
+    meta = {"Software": None}
+
+    def save(fig: Any, name: str) -> None:
+        path = out_dir / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=100, metadata=meta)
+        plt.close(fig)
+        written.append(path)
+
+    sizes = sorted({n for n, _ in res.s1})
+    fig, (work, span) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in S1_NAMES:
+        work.plot(sizes, [res.s1[(n, name)][0] for n in sizes], marker="o", label=name)
+        span.plot(sizes, [res.s1[(n, name)][1] for n in sizes], marker="o", label=name)
+    for ax, title in ((work, "S1 server write calls"), (span, "S1 completion time, ms")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("clients N")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    save(fig, "storm_s1.png")
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    shown = [("none", "ignore"), ("full", "ignore"), ("full", "exact"),
+             (S2_PKG_ROWS[0][0], "spread"), (S2_PKG_ROWS[2][0], "spread")]
+    for label, ra in shown:
+        if (label, ra) in res.s2:
+            buckets = res.s2[(label, ra)][0]["buckets"][:120]
+            ax.step([i / 10 for i in range(len(buckets))], buckets, where="post",
+                    label=f"{label} / RA {ra}")
+    ax.axhline(S2_CAP_PER_BUCKET, color="black", linestyle="--", label="capacity")
+    ax.axvline(S2_OUTAGE_MS / 1000, color="grey", linestyle=":")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_xlabel("time, s (outage until 2 s)")
+    ax.set_ylabel("arrivals per 100 ms")
+    ax.set_title("S2 herd, seed 1")
+    ax.legend(fontsize=8)
+    save(fig, "storm_s2.png")
+
+    fig, (amp, rec) = plt.subplots(1, 2, figsize=(11, 4))
+    keys = sorted(k for k in res.s3 if k[2] == "full")
+    labels = [f"{'pkg ' if pol == PKG else ''}{budget}" for pol, budget, _ in keys]
+    amp.bar(labels, [res.s3[k]["amp_over"] for k in keys])
+    amp.axhline(1.2, color="red", linestyle="--", label="target 1.2")
+    amp.set_title("S3 overload-phase amplification (full jitter)")
+    amp.tick_params(axis="x", rotation=60, labelsize=8)
+    amp.legend(fontsize=8)
+    rec.bar(labels, [res.s4[k]["success_after"] for k in keys])
+    rec.axhline(0.85, color="red", linestyle="--", label="target 0.85")
+    rec.set_title("S4 after-phase success (full jitter)")
+    rec.tick_params(axis="x", rotation=60, labelsize=8)
+    rec.legend(fontsize=8)
+    save(fig, "storm_s3.png")
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for key in sorted(k for k in res.s4 if k[2] == "full" and k[1] in ("none", OURS,
+                                                                        "sre_ratio10")):
+        series = res.s4[key]["ok_per_s"]
+        ax.plot(range(len(series)), series,
+                label=f"{'package defaults' if key[0] == PKG else 'spec'} / {key[1]}")
+    ax.set_xlabel("time, s")
+    ax.set_ylabel("successes per second")
+    ax.set_title("S4 goodput (capacity 500/s; trigger ends at the first phase boundary)")
+    ax.legend(fontsize=8)
+    save(fig, "storm_s4.png")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small grid for CI (a few seconds)")
+    parser.add_argument("--check", action="store_true", help="assert the targets; exit 1 on a miss")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        print(f"storm: {message}", file=sys.stderr)
+
+    grid = QUICK_GRID if args.quick else DEFAULT_GRID
+    started = time.perf_counter()
+    res = run_all(grid, args.quick, log)
+    log(f"simulation {time.perf_counter() - started:.1f} s")
+    text = render(res, grid)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "storm.md").write_text(text, encoding="utf-8")
+    (args.out / "storm.jsonl").write_text(jsonl(res), encoding="utf-8")
+    if not args.no_plots:
+        for path in plot(res, args.out):
+            log(f"wrote {path}")
+    print(text, end="")
+
+    if args.check:
+        checks = targets(res) + ([] if args.quick else model_checks(res))
+        failed = [c for c in checks if not c.ok]
+        for c in failed:
+            print(f"CHECK FAILED ({c.kind}): {c.name}: {c.measured:.4g}, wanted {c.op} "
+                  f"{c.bound:g} ({c.margin.strip('*')})", file=sys.stderr)
+        log(f"check: {len(checks) - len(failed)} of {len(checks)} bounds hold")
+        return 1 if failed else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

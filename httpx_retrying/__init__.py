@@ -34,6 +34,11 @@ __all__ = [
     "backoff_no_jitter",
 ]
 
+# Show the public path in reprs and docs (`httpx_retrying.RetryPolicy`), as httpx does.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
+
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
