@@ -289,3 +289,15 @@ def test_certificate_failures_are_not_retried() -> None:
     with pytest.raises(httpx.ConnectError), httpx.Client(transport=transport) as client:
         client.get("https://test/")
     assert len(calls) == 1
+
+
+def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m httpx_retrying.demo`: 1 of 6 plain successes, 5 of 6 with retries."""
+    from httpx_retrying import demo
+
+    demo.main()
+    out = capsys.readouterr().out
+    succeeded = next(line for line in out.splitlines() if line.startswith("succeeded"))
+    assert succeeded.split()[1] == "1/6"
+    assert "5/6" in succeeded
+    assert "status 503 -> waited 1." in out
