@@ -143,7 +143,9 @@ class RetryPolicy:
 
         # Responses below this status are returned without another look: one
         # comparison on the success path. 400 and up may carry `x-should-retry`.
-        set_(self, "_status_floor", min([400, *self.statuses]))
+        # With one attempt nothing is retried: every response goes straight back.
+        floor = min([400, *self.statuses]) if self.attempts > 1 else 1000
+        set_(self, "_status_floor", floor)
         set_(
             self,
             "_prepares_requests",

@@ -46,32 +46,45 @@ def _drain_worthwhile(response: Any) -> bool:
 
 def _release(response: Any, transport_error: type[Exception]) -> None:
     """Give a response we will not return back to the pool, keeping small ones alive."""
+    chunks = iter(response.stream) if _drain_worthwhile(response) else None
     try:
-        if _drain_worthwhile(response):
-            received = 0
-            for chunk in response.stream:
-                received += len(chunk)
-                if received > DRAIN_LIMIT:
-                    break
+        received = 0
+        for chunk in chunks or ():
+            received += len(chunk)
+            if received > DRAIN_LIMIT:
+                break
     except transport_error:
         pass  # a broken connection: close() below discards it
     finally:
-        response.close()
+        try:
+            close = getattr(chunks, "close", None)  # a generator left mid-way
+            if close is not None:
+                close()
+        finally:
+            response.close()
 
 
 async def _arelease(response: Any, transport_error: type[Exception]) -> None:
     """`_release` for async responses; the close runs even if we are cancelled."""
+    chunks = aiter(response.stream) if _drain_worthwhile(response) else None
     try:
-        if _drain_worthwhile(response):
-            received = 0
-            async for chunk in response.stream:
+        received = 0
+        if chunks is not None:
+            async for chunk in chunks:
                 received += len(chunk)
                 if received > DRAIN_LIMIT:
                     break
     except transport_error:
         pass
     finally:
-        await response.aclose()
+        try:
+            # Close an async generator we left mid-way now, not when the garbage
+            # collector finds it (trio warns about that, rightly).
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            await response.aclose()
 
 
 class _RequestLike(Protocol):

@@ -431,3 +431,51 @@ def test_opt_in_attempt_header_and_idempotency_key(harness: Harness) -> None:
     assert keys[0] == keys[1] == keys[2]
     assert keys[3] is None  # GET is idempotent already
     assert first.request.headers["idempotency-key"] == keys[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_backoff_without_a_usable_delay_gives_up(harness: Harness, value: float) -> None:
+    """A user backoff returning NaN or infinity ends the retries instead of sleeping forever."""
+    script = Script(harness.lib, 503, 200)
+    transport, sleeps = make(harness, script, policy=RetryPolicy(backoff=lambda state: value))
+    assert harness.send(transport, "GET", "http://test/").status_code == 503
+    assert sleeps == []
+
+
+def test_a_negative_backoff_means_no_wait(harness: Harness) -> None:
+    """A user backoff below zero is treated as zero: no sleep call at all."""
+    script = Script(harness.lib, 503, 200)
+    transport, sleeps = make(harness, script, policy=RetryPolicy(backoff=lambda state: -1.0))
+    assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert sleeps == []
+
+
+def test_discarded_bodies_are_drained_only_up_to_a_limit(harness: Harness) -> None:
+    """An unsized error body is read up to 64 KiB, then closed; a failing one is closed too."""
+    lib = harness.lib
+    reads: list[int] = []
+
+    def endless() -> Any:
+        for index in range(1000):
+            reads.append(index)
+            yield b"x" * 16384
+
+    def broken() -> Any:
+        yield b"partial"
+        raise lib.ReadError("connection lost while draining")
+
+    async def aendless() -> Any:
+        for chunk in endless():
+            yield chunk
+
+    async def abroken() -> Any:
+        for chunk in broken():
+            yield chunk
+
+    bodies = (aendless, abroken) if harness.is_async else (endless, broken)
+    script = Script(
+        lib, lib.Response(503, content=bodies[0]()), lib.Response(503, content=bodies[1]()), 200
+    )
+    transport, _ = make(harness, script)
+    assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert len(reads) == 5  # 5 x 16 KiB > 64 KiB: stopped there
