@@ -257,9 +257,10 @@ def test_opentelemetry_records_each_retry_on_the_current_span() -> None:
         policy=RetryPolicy(backoff=lambda state: 0.0),
         sleep=lambda seconds: None,
     )
-    with provider.get_tracer("test").start_as_current_span("call"), httpx.Client(
-        transport=transport
-    ) as client:
+    with (
+        provider.get_tracer("test").start_as_current_span("call"),
+        httpx.Client(transport=transport) as client,
+    ):
         assert client.get("http://test/").status_code == 200
     (span,) = exporter.get_finished_spans()
     (event,) = span.events
