@@ -42,7 +42,12 @@ class Environment:
 
 
 def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
-    return request.method in policy.methods or "idempotency-key" in request.headers
+    headers = request.headers
+    return (
+        request.method in policy.methods
+        or "idempotency-key" in headers
+        or "x-idempotency-key" in headers
+    )
 
 
 def _certificate_failure(error: BaseException) -> bool:

@@ -265,7 +265,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                     response, error = self._send(request), None
                 except self._transport_error as exc:
                     response, error = None, exc
-            delay = call.next_delay(response, error)
+            try:
+                delay = call.next_delay(response, error)
+            except BaseException:  # e.g. a user backoff that raised: free the connection
+                if response is not None:
+                    _release(response, self._transport_error)
+                raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:
@@ -306,7 +311,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                     response, error = await self._asend(request), None
                 except self._transport_error as exc:
                     response, error = None, exc
-            delay = call.next_delay(response, error)
+            try:
+                delay = call.next_delay(response, error)
+            except BaseException:
+                if response is not None:
+                    await _arelease(response, self._transport_error)
+                raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:

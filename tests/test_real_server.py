@@ -320,3 +320,25 @@ def test_cancellation_during_an_attempt_leaks_nothing(mode: str, server: FaultSe
             assert follow.status_code == 200
 
     harness.run(main)
+
+
+def test_a_backoff_that_raises_leaks_no_connection(harness: Harness, server: FaultServer) -> None:
+    """A broken user backoff propagates, and the response it interrupted is released."""
+
+    def broken(state: Any) -> float:
+        raise ZeroDivisionError("bug in a custom wait")
+
+    server.script("/w", status(503, b"busy"), ok())
+    transport = harness.RetryTransport(
+        one_connection_pool(harness), policy=RetryPolicy(backoff=broken)
+    )
+    timeout = tight_timeouts(harness)
+    first, second = harness.send_all(
+        transport,
+        [
+            ("GET", f"{server.url}/w", {"timeout": timeout}),
+            ("GET", f"{server.url}/next", {"timeout": timeout, "extensions": {"retry": False}}),
+        ],
+    )
+    assert isinstance(first, ZeroDivisionError)
+    assert second.status_code == 200

@@ -95,6 +95,7 @@ def test_exhaustion_returns_the_last_response(harness: Harness) -> None:
     [
         ("POST", {}, 1),
         ("PATCH", {}, 1),
+        ("PATCH", {"X-Idempotency-Key": "k-2"}, 2),
         ("POST", {"Idempotency-Key": "k-1"}, 2),
         ("PUT", {}, 2),
         ("DELETE", {}, 2),
