@@ -172,13 +172,10 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._lock = threading.Lock()
         self._closed_sync = False
         self._closed_async = False
-        # Bound methods, looked up once: the success path makes one call.
-        self._send: Callable[[RequestT], ResponseT] = (
-            inner.handle_request if is_sync else self._first_sync_send
-        )
-        self._asend: Callable[[RequestT], Awaitable[ResponseT]] = (
-            inner.handle_async_request if is_async else self._first_async_send
-        )
+        # The first request in each mode checks the setup, then swaps in the inner
+        # transport's bound method: from then on the success path makes one call.
+        self._send: Callable[[RequestT], ResponseT] = self._first_sync_send
+        self._asend: Callable[[RequestT], Awaitable[ResponseT]] = self._first_async_send
 
     @property
     def policy(self) -> RetryPolicy:
@@ -207,22 +204,36 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             "RetryTransport() with no argument to get a default one"
         )
 
+    def _check_first(self, request: object, mode: str) -> None:
+        flavour = self._flavour
+        if not isinstance(request, flavour.request):
+            other = type(request).__module__.partition(".")[0]
+            fix = (
+                "httpx_retrying.httpx2.RetryTransport(httpx2.HTTPTransport())"
+                if other == "httpx2"
+                else "httpx_retrying.RetryTransport(httpx.HTTPTransport())"
+            )
+            raise TypeError(
+                f"this RetryTransport serves {flavour.name} clients but was sent a "
+                f"{type(request).__module__}.{type(request).__qualname__}; use {fix} instead"
+            )
+        if self._transport is not None and (self._sync if mode == "sync" else self._async) is None:
+            raise self._wrong_mode(mode)
+
     def _first_sync_send(self, request: RequestT) -> ResponseT:
-        if self._transport is not None:
-            raise self._wrong_mode("sync")
+        self._check_first(request, "sync")
         with self._lock:
             if self._sync is None:
                 self._sync = self._flavour.sync_default()
-                self._send = self._sync.handle_request
+            self._send = self._sync.handle_request
         return self._send(request)
 
     async def _first_async_send(self, request: RequestT) -> ResponseT:
-        if self._transport is not None:
-            raise self._wrong_mode("async")
+        self._check_first(request, "async")
         with self._lock:
             if self._async is None:
                 self._async = self._flavour.async_default()
-                self._asend = self._async.handle_async_request
+            self._asend = self._async.handle_async_request
         return await self._asend(request)
 
     def _policy_for(self, choice: object) -> RetryPolicy:

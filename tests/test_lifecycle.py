@@ -302,3 +302,27 @@ def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[s
     assert succeeded.split()[1] == "1/6"
     assert "5/6" in succeeded
     assert "status 503 -> waited 1." in out
+
+
+@pytest.mark.parametrize(
+    ("transport_module", "client_module", "fix"),
+    [
+        ("httpx_retrying", "httpx2", "httpx_retrying.httpx2.RetryTransport"),
+        ("httpx_retrying.httpx2", "httpx", "httpx_retrying.RetryTransport"),
+    ],
+)
+def test_the_wrong_flavour_is_named_at_the_first_request(
+    transport_module: str, client_module: str, fix: str
+) -> None:
+    """An httpx RetryTransport under an httpx2 client (or the reverse) says which one to use."""
+    import importlib
+
+    package = importlib.import_module(transport_module)
+    lib = importlib.import_module(client_module)
+    transport = package.RetryTransport()
+    with pytest.raises(TypeError, match=fix.replace(".", r"\.")):
+        transport.handle_request(lib.Request("GET", "http://test/"))
+    with pytest.raises(TypeError, match="serves"):
+        Harness("httpx", "asyncio").run(
+            lambda: transport.handle_async_request(lib.Request("GET", "http://test/"))
+        )
