@@ -42,7 +42,7 @@ class RetryBudget:
     * `ratio`: tokens earned per request; `0.1` lets retries add at most about
       10 % to the load in a sustained failure (the SRE book's per-client budget).
     * `per_second`: tokens earned per second whatever the traffic, so that a
-      client sending a request a minute can still retry.
+      quiet client can still retry now and then (0.1: six retries a minute).
     * `capacity`: the most tokens that can be saved up, and the starting
       balance: how many retries a burst of failures may use at once.
     * `clock`: monotonic seconds; injectable for tests and simulations.
@@ -54,7 +54,7 @@ class RetryBudget:
         self,
         *,
         ratio: float = 0.1,
-        per_second: float = 1.0,
+        per_second: float = 0.1,
         capacity: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
