@@ -47,7 +47,10 @@ class RetryBudget:
       balance: how many retries a burst of failures may use at once.
     * `clock`: monotonic seconds; injectable for tests and simulations.
 
-    One instance may be shared by many transports, threads and tasks.
+    One instance may be shared by many transports, threads and tasks. A
+    transport calls `record_request()` for every request and `try_acquire()`
+    before every retry; anything else (a simulation, another client) may drive
+    it the same way.
     """
 
     def __init__(
