@@ -9,11 +9,9 @@ so every decision can be replayed in tests without sockets or sleeping.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import ssl
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,16 +27,27 @@ _R = TypeVar("_R")
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Environment:
     """Everything a transport lends to its calls; shared, so never mutated."""
 
-    flavour: Flavour
-    budget: RetryBudget | None
-    hooks: tuple[RetryHook, ...]
-    clock: Callable[[], float]  # monotonic seconds: deadlines
-    wall_clock: Callable[[], float]  # Unix seconds: Retry-After dates
-    random: Callable[[], float]  # uniform [0, 1): Retry-After spread
+    __slots__ = ("budget", "clock", "flavour", "hooks", "random", "wall_clock")
+
+    def __init__(
+        self,
+        *,
+        flavour: Flavour,
+        budget: RetryBudget | None,
+        hooks: tuple[RetryHook, ...],
+        clock: Callable[[], float],  # monotonic seconds: deadlines
+        wall_clock: Callable[[], float],  # Unix seconds: Retry-After dates
+        random: Callable[[], float],  # uniform [0, 1): Retry-After spread
+    ) -> None:
+        self.flavour = flavour
+        self.budget = budget
+        self.hooks = hooks
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.random = random
 
 
 def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
@@ -213,6 +222,8 @@ class RetryCall:
         if policy.idempotency_key and not _is_idempotent(policy, request):
             # Part of the logical request: set on the caller's request, so
             # every attempt and `response.request` carry the same key.
+            import uuid  # rare: only for policies that add keys
+
             request.headers["Idempotency-Key"] = str(uuid.uuid4())
         self.sent = self._prepared(request)
         return self.sent

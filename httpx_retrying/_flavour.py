@@ -7,48 +7,52 @@ needs to know about the library it serves.
 
 from __future__ import annotations
 
-import dataclasses
 from types import ModuleType
 from typing import Any
 
 __all__ = ["Flavour"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Flavour:
     """The library-specific classes the retry core works with."""
 
-    name: str
-    sync_base: type[Any]
-    async_base: type[Any]
-    sync_default: type[Any]
-    async_default: type[Any]
-    request: type[Any]
-    byte_stream: type[Any]
-    transport_error: type[Exception]
-    #: Nothing was sent: safe to resend for any method and any body.
-    never_sent: tuple[type[Exception], ...]
-    #: The request may have reached the server: resend only if idempotent and replayable.
-    maybe_sent: tuple[type[Exception], ...]
+    __slots__ = (
+        "async_base",
+        "async_default",
+        "byte_stream",
+        "maybe_sent",
+        "name",
+        "never_sent",
+        "request",
+        "sync_base",
+        "sync_default",
+        "transport_error",
+    )
 
-    @classmethod
-    def of(cls, module: ModuleType) -> Flavour:
-        """Build the flavour of `httpx` or `httpx2` (the same names in both)."""
-        return cls(
-            name=module.__name__,
-            sync_base=module.BaseTransport,
-            async_base=module.AsyncBaseTransport,
-            sync_default=module.HTTPTransport,
-            async_default=module.AsyncHTTPTransport,
-            request=module.Request,
-            byte_stream=module.ByteStream,
-            transport_error=module.TransportError,
-            never_sent=(module.ConnectError, module.ConnectTimeout, module.PoolTimeout),
-            maybe_sent=(
-                module.ReadTimeout,
-                module.ReadError,
-                module.WriteTimeout,
-                module.WriteError,
-                module.RemoteProtocolError,
-            ),
+    def __init__(self, module: ModuleType) -> None:
+        """Read the classes of `httpx` or `httpx2` (the same names in both)."""
+        self.name: str = module.__name__
+        self.sync_base: type[Any] = module.BaseTransport
+        self.async_base: type[Any] = module.AsyncBaseTransport
+        self.sync_default: type[Any] = module.HTTPTransport
+        self.async_default: type[Any] = module.AsyncHTTPTransport
+        self.request: type[Any] = module.Request
+        self.byte_stream: type[Any] = module.ByteStream
+        self.transport_error: type[Exception] = module.TransportError
+        #: Nothing was sent: safe to resend for any method and any body.
+        self.never_sent: tuple[type[Exception], ...] = (
+            module.ConnectError,
+            module.ConnectTimeout,
+            module.PoolTimeout,
         )
+        #: The request may have reached the server: resend only if idempotent and replayable.
+        self.maybe_sent: tuple[type[Exception], ...] = (
+            module.ReadTimeout,
+            module.ReadError,
+            module.WriteTimeout,
+            module.WriteError,
+            module.RemoteProtocolError,
+        )
+
+    def __repr__(self) -> str:
+        return f"Flavour({self.name})"

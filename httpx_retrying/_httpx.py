@@ -41,4 +41,4 @@ class RetryTransport(
       [0, 1)). `async_sleep` defaults to `anyio.sleep`: asyncio and trio.
     """
 
-    _flavour = Flavour.of(httpx)
+    _flavour = Flavour(httpx)

@@ -19,7 +19,7 @@ DEFAULT_STATUSES = frozenset({408, 429, 502, 503, 504})
 #: Full jitter over 0.5 s, 1 s, 2 s, ... capped at 8 s (the openai SDK's curve).
 DEFAULT_BACKOFF = backoff_full_jitter(initial=0.5, cap=8.0)
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 token: methods, header names
 
 
 def _seconds(name: str, value: object, *, allow_zero: bool) -> float:
@@ -96,7 +96,7 @@ class RetryPolicy:
 
         methods = _collection("methods", self.methods)
         for method in methods:
-            if not isinstance(method, str) or _TOKEN.fullmatch(method) is None:
+            if not isinstance(method, str) or re.fullmatch(_TOKEN, method) is None:
                 raise ValueError(f"RetryPolicy methods: {method!r} is not an HTTP method")
         set_(self, "methods", frozenset(method.upper() for method in methods))
 
@@ -131,7 +131,7 @@ class RetryPolicy:
         )
         if self.attempt_header is not None and (
             not isinstance(self.attempt_header, str)
-            or _TOKEN.fullmatch(self.attempt_header) is None
+            or re.fullmatch(_TOKEN, self.attempt_header) is None
         ):
             raise ValueError(
                 f"RetryPolicy attempt_header must be a header name, got {self.attempt_header!r}"

@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 __all__ = ["parse_retry_after", "requested_delay", "wait_with_retry_after"]
 
+# Patterns are compiled on first use (by `re`'s cache), keeping the import cheap.
 # ASCII digits only: `\d` would accept Arabic-Indic and other digits.
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+_NUMBER = r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+"
+_FLAGS = re.ASCII | re.IGNORECASE
 
 _MONTHS = {
     name: number
@@ -26,19 +28,13 @@ _MONTHS = {
 }
 _TIME = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
 # RFC 9110 section 5.6.7: IMF-fixdate, the obsolete RFC 850 form, and asctime.
-_IMF_FIXDATE = re.compile(
-    r"[a-z]{3}, ([0-9]{2}) ([a-z]{3}) ([0-9]{4}) " + _TIME + r" gmt", re.ASCII | re.IGNORECASE
-)
-_RFC850 = re.compile(
-    r"[a-z]{6,9}, ([0-9]{2})-([a-z]{3})-([0-9]{2}) " + _TIME + r" gmt", re.ASCII | re.IGNORECASE
-)
-_ASCTIME = re.compile(
-    r"[a-z]{3} ([a-z]{3}) ([ 0-9][0-9]) " + _TIME + r" ([0-9]{4})", re.ASCII | re.IGNORECASE
-)
+_IMF_FIXDATE = r"[a-z]{3}, ([0-9]{2}) ([a-z]{3}) ([0-9]{4}) " + _TIME + r" gmt"
+_RFC850 = r"[a-z]{6,9}, ([0-9]{2})-([a-z]{3})-([0-9]{2}) " + _TIME + r" gmt"
+_ASCTIME = r"[a-z]{3} ([a-z]{3}) ([ 0-9][0-9]) " + _TIME + r" ([0-9]{4})"
 
 
 def _seconds(text: str) -> float | None:
-    if _NUMBER.fullmatch(text) is None:
+    if re.fullmatch(_NUMBER, text, _FLAGS) is None:
         return None
     return float(text)  # a 400-digit number is `inf`, never an error
 
@@ -52,10 +48,10 @@ def _epoch(year: int, month: str, day: int, hms: tuple[str, str, str]) -> float 
 
 
 def _http_date(text: str, now: float) -> float | None:
-    if match := _IMF_FIXDATE.fullmatch(text):
+    if match := re.fullmatch(_IMF_FIXDATE, text, _FLAGS):
         day, month, year, *hms = match.groups()
         return _epoch(int(year), month, int(day), (hms[0], hms[1], hms[2]))
-    if match := _RFC850.fullmatch(text):
+    if match := re.fullmatch(_RFC850, text, _FLAGS):
         day, month, short_year, *hms = match.groups()
         # RFC 9110: a two-digit year more than 50 years ahead is in the past century.
         this_year = int(now // 31_556_952) + 1970
@@ -63,7 +59,7 @@ def _http_date(text: str, now: float) -> float | None:
         if year > this_year + 50:
             year -= 100
         return _epoch(year, month, int(day), (hms[0], hms[1], hms[2]))
-    if match := _ASCTIME.fullmatch(text):
+    if match := re.fullmatch(_ASCTIME, text, _FLAGS):
         month, day, *hms, year = match.groups()
         return _epoch(int(year), month, int(day.strip()), (hms[0], hms[1], hms[2]))
     return None

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from ._budget import RetryBudget
 from ._call import Environment, RetryCall
@@ -87,20 +87,21 @@ async def _arelease(response: Any, transport_error: type[Exception]) -> None:
             await response.aclose()
 
 
-class _RequestLike(Protocol):
-    @property
-    def extensions(self) -> Mapping[str, Any]: ...
+if TYPE_CHECKING:
 
+    class _RequestLike(Protocol):
+        @property
+        def extensions(self) -> Mapping[str, Any]: ...
 
-class _ResponseLike(Protocol):
-    @property
-    def status_code(self) -> int: ...
+    class _ResponseLike(Protocol):
+        @property
+        def status_code(self) -> int: ...
 
 
 SyncT = TypeVar("SyncT")
 AsyncT = TypeVar("AsyncT")
-RequestT = TypeVar("RequestT", bound=_RequestLike)
-ResponseT = TypeVar("ResponseT", bound=_ResponseLike)
+RequestT = TypeVar("RequestT", bound="_RequestLike")
+ResponseT = TypeVar("ResponseT", bound="_ResponseLike")
 
 
 class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):

@@ -34,4 +34,4 @@ class RetryTransport(
 ):
     """Retries for an httpx2 transport; see `httpx_retrying.RetryTransport`."""
 
-    _flavour = Flavour.of(httpx2)
+    _flavour = Flavour(httpx2)
