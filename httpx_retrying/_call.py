@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,10 +22,22 @@ from ._flavour import Flavour
 from ._policy import RetryPolicy
 from ._retry_after import requested_delay, wait_with_retry_after
 
-__all__ = ["Environment", "RetryCall"]
+__all__ = ["DRAIN_LIMIT", "Environment", "RetryCall"]
 
 _R = TypeVar("_R")
+
+#: A discarded response with at most this many body bytes is read before it is
+#: closed, so its connection goes back to the pool for keep-alive; a larger one
+#: is closed unread (its connection is dropped, its pool slot freed).
+DRAIN_LIMIT = 64 * 1024
+
+# The headers retry decisions read. Collected in one pass: each `headers.get`
+# scans every header, and a retry would otherwise make four such scans.
+_HINTS = frozenset({"x-should-retry", "retry-after-ms", "retry-after", "content-length"})
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
+#: The least time an attempt is given once the deadline is (nearly) spent: a 0 s
+#: timeout would make a sync socket non-blocking (spurious EAGAIN ReadErrors).
+_MIN_ATTEMPT_TIMEOUT = 0.001
 
 
 class Environment:
@@ -48,6 +61,52 @@ class Environment:
         self.clock = clock
         self.wall_clock = wall_clock
         self.random = random
+
+
+_state_class: Any = None
+
+
+def _new_state() -> Any:
+    """A tenacity `RetryCallState` that builds its outcome `Future` only when read.
+
+    Strategies get the real class (and every attribute tenacity documents), but
+    the common ones never read `outcome`, and building a Future (it allocates a
+    `threading.Condition`) was the largest single cost of a retry.
+    """
+    global _state_class
+    if _state_class is None:
+        import tenacity  # only on the failure path: it costs ~8 ms to import
+
+        class LazyOutcomeState(tenacity.RetryCallState):
+            _staged: tuple[Any, BaseException | None] | None = None
+            _future: Any = None
+
+            @property
+            def outcome(self) -> Any:
+                staged = self._staged
+                if staged is not None:
+                    self._staged = None
+                    response, error = staged
+                    future = tenacity.Future(self.attempt_number)
+                    if error is None:
+                        future.set_result(response)
+                    else:
+                        future.set_exception(error)
+                    self._future = future
+                return self._future
+
+            @outcome.setter
+            def outcome(self, value: Any) -> None:
+                self._staged = None
+                self._future = value
+
+            def stage(self, response: Any, error: BaseException | None) -> None:
+                self._staged = (response, error)
+                self._future = None
+                self.outcome_timestamp = time.monotonic()
+
+        _state_class = LazyOutcomeState
+    return _state_class(None, None, (), {})
 
 
 def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
@@ -76,8 +135,10 @@ class RetryCall:
 
     __slots__ = (
         "_base_timeouts",
+        "_hints",
         "_state",
         "attempt",
+        "drain",
         "env",
         "history",
         "policy",
@@ -100,6 +161,8 @@ class RetryCall:
         self.history: list[RetryEvent] = []
         self.stop_reason = ""
         self.wanted_retry = False  # a retry was due but refused (budget, deadline, ...)
+        self.drain = True  # read the discarded response's body before closing it?
+        self._hints: dict[str, str] = {}
         self._state: Any = None  # tenacity.RetryCallState, built on the first backoff
         self._base_timeouts: dict[str, float | None] | None = None
 
@@ -122,7 +185,12 @@ class RetryCall:
             reason = name
         else:
             status = response.status_code
-            hint = (response.headers.get("x-should-retry") or "").strip().lower()
+            hints = self._hints = {
+                name: value for name, value in response.headers.multi_items() if name in _HINTS
+            }
+            length = hints.get("content-length")
+            self.drain = length is None or (length.isdigit() and int(length) <= DRAIN_LIMIT)
+            hint = hints.get("x-should-retry", "").strip().lower()
             if hint == "false":
                 self.stop_reason = f"status {status} with x-should-retry: false"
                 return None
@@ -142,14 +210,9 @@ class RetryCall:
     def _backoff(self, error: BaseException | None, response: Any) -> float:
         state = self._state
         if state is None:
-            import tenacity  # only on the failure path: it costs ~8 ms to import
-
-            state = self._state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+            state = self._state = _new_state()
         state.attempt_number = self.attempt
-        if error is not None:
-            state.set_exception((type(error), error, error.__traceback__))
-        else:
-            state.set_result(response)
+        state.stage(response, error)
         return float(self.policy.backoff(state))
 
     def next_delay(self, response: Any, error: BaseException | None) -> float | None:
@@ -171,7 +234,7 @@ class RetryCall:
             return None
         delay = max(0.0, delay)
         if response is not None and policy.respect_retry_after:
-            asked = requested_delay(response.headers.get, self.env.wall_clock())
+            asked = requested_delay(self._hints.get, self.env.wall_clock())
             if asked is not None:
                 combined = wait_with_retry_after(
                     delay,
@@ -244,7 +307,7 @@ class RetryCall:
             headers[policy.attempt_header] = str(self.attempt)
         extensions = request.extensions
         if policy.deadline is not None and self.started is not None:
-            left = max(0.0, policy.deadline - (self.env.clock() - self.started))
+            left = max(_MIN_ATTEMPT_TIMEOUT, policy.deadline - (self.env.clock() - self.started))
             if self._base_timeouts is None:
                 given = extensions.get("timeout") or {}
                 self._base_timeouts = {key: given.get(key) for key in _TIMEOUT_KEYS}

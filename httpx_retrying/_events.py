@@ -29,6 +29,15 @@ class RetryEvent:
     response: Any | None
     exception: BaseException | None
 
+    def __repr__(self) -> str:
+        # The request's own repr shows userinfo and query; show the URL as the log line does.
+        request = f"<{type(self.request).__name__}({self.request.method!r}, "
+        request += f"{redacted_url(self.request.url)!r})>"
+        return (
+            f"RetryEvent(attempt={self.attempt!r}, delay={self.delay!r}, reason={self.reason!r}, "
+            f"request={request}, response={self.response!r}, exception={self.exception!r})"
+        )
+
 
 RetryHook = Callable[[RetryEvent], object]
 

@@ -53,6 +53,3 @@ class Flavour:
             module.WriteError,
             module.RemoteProtocolError,
         )
-
-    def __repr__(self) -> str:
-        return f"Flavour({self.name})"

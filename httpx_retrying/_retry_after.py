@@ -44,7 +44,10 @@ def _epoch(year: int, month: str, day: int, hms: tuple[str, str, str]) -> float 
     hour, minute, second = (int(part) for part in hms)
     if month_number is None or not (1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
-    return float(calendar.timegm((year, month_number, day, hour, minute, second, 0, 0, 0)))
+    try:
+        return float(calendar.timegm((year, month_number, day, hour, minute, second, 0, 0, 0)))
+    except (ValueError, OverflowError):  # e.g. year 0000: no such date
+        return None
 
 
 def _http_date(text: str, now: float) -> float | None:

@@ -16,17 +16,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from ._budget import RetryBudget
-from ._call import Environment, RetryCall
+from ._call import DRAIN_LIMIT, Environment, RetryCall
 from ._events import RetryHook, normalize_hooks
 from ._flavour import Flavour
 from ._policy import RetryPolicy
 
-__all__ = ["DRAIN_LIMIT", "RetryTransportBase"]
-
-#: A discarded response with at most this many body bytes is read before it is
-#: closed, so its connection goes back to the pool for keep-alive; a larger one
-#: is closed unread (its connection is dropped, its pool slot freed).
-DRAIN_LIMIT = 64 * 1024
+__all__ = ["DRAIN_LIMIT", "DRAIN_SECONDS", "RetryTransportBase"]
 
 _NO_RETRY = RetryPolicy(attempts=1)
 
@@ -39,19 +34,20 @@ class _Default:
 _DEFAULT: Any = _Default()
 
 
-def _drain_worthwhile(response: Any) -> bool:
-    length = response.headers.get("content-length")
-    return length is None or (length.isdigit() and int(length) <= DRAIN_LIMIT)
+#: A discarded body is read for at most this long: a server trickling its error
+#: body cannot hold the retry back (a stalled one costs at most one read timeout).
+DRAIN_SECONDS = 0.1
 
 
-def _release(response: Any, transport_error: type[Exception]) -> None:
+def _release(response: Any, transport_error: type[Exception], drain: bool) -> None:
     """Give a response we will not return back to the pool, keeping small ones alive."""
-    chunks = iter(response.stream) if _drain_worthwhile(response) else None
+    chunks = iter(response.stream) if drain else None
     try:
         received = 0
+        give_up_at = time.monotonic() + DRAIN_SECONDS
         for chunk in chunks or ():
             received += len(chunk)
-            if received > DRAIN_LIMIT:
+            if received > DRAIN_LIMIT or time.monotonic() > give_up_at:
                 break
     except transport_error:
         pass  # a broken connection: close() below discards it
@@ -64,23 +60,30 @@ def _release(response: Any, transport_error: type[Exception]) -> None:
             response.close()
 
 
-async def _arelease(response: Any, transport_error: type[Exception]) -> None:
+async def _arelease(response: Any, transport_error: type[Exception], drain: bool) -> None:
     """`_release` for async responses; the close runs even if we are cancelled."""
-    chunks = aiter(response.stream) if _drain_worthwhile(response) else None
+    chunks = aiter(response.stream) if drain else None
     try:
-        received = 0
         if chunks is not None:
-            async for chunk in chunks:
-                received += len(chunk)
-                if received > DRAIN_LIMIT:
-                    break
+            import anyio
+
+            # Stopped by cancelling, not by `break`: the cancellation is raised inside
+            # httpcore's nested body generators at their next read and unwinds them; a
+            # `break` leaves them to the garbage collector (trio warns). A stream that
+            # never awaits (in memory) is cut at 4 x the limit.
+            with anyio.move_on_after(DRAIN_SECONDS) as scope:
+                received = 0
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if received > DRAIN_LIMIT:
+                        scope.cancel()
+                    if received > 4 * DRAIN_LIMIT:
+                        break
     except transport_error:
         pass
     finally:
         try:
-            # Close an async generator we left mid-way now, not when the garbage
-            # collector finds it (trio warns about that, rightly).
-            aclose = getattr(chunks, "aclose", None)
+            aclose = getattr(chunks, "aclose", None)  # an async generator left mid-way
             if aclose is not None:
                 await aclose()
         finally:
@@ -281,12 +284,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 delay = call.next_delay(response, error)
             except BaseException:  # e.g. a user backoff that raised: free the connection
                 if response is not None:
-                    _release(response, self._transport_error)
+                    _release(response, self._transport_error, call.drain)
                 raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:
-                _release(response, self._transport_error)
+                _release(response, self._transport_error, call.drain)
             call.announce()
             if delay > 0:
                 self._sleep(delay)
@@ -327,12 +330,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 delay = call.next_delay(response, error)
             except BaseException:
                 if response is not None:
-                    await _arelease(response, self._transport_error)
+                    await _arelease(response, self._transport_error, call.drain)
                 raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:
-                await _arelease(response, self._transport_error)
+                await _arelease(response, self._transport_error, call.drain)
             call.announce()
             if delay > 0:
                 sleep = self._async_sleep

@@ -479,4 +479,32 @@ def test_discarded_bodies_are_drained_only_up_to_a_limit(harness: Harness) -> No
     )
     transport, _ = make(harness, script)
     assert harness.send(transport, "GET", "http://test/").status_code == 200
-    assert len(reads) == 5  # 5 x 16 KiB > 64 KiB: stopped there
+    # 5 x 16 KiB > 64 KiB: sync stops there; async cancels at the next await, and an
+    # in-memory stream that never awaits is cut at 4 x 64 KiB (17 chunks).
+    assert len(reads) == (17 if harness.is_async else 5)
+
+
+def test_strategies_that_read_the_outcome_see_it(harness: Harness) -> None:
+    """A tenacity wait may read `outcome` (result or exception) and the timings, as in tenacity."""
+    lib = harness.lib
+    seen: list[Any] = []
+
+    def by_outcome(state: tenacity.RetryCallState) -> float:
+        assert state.outcome is not None
+        assert state.outcome is state.outcome  # built once
+        seen.append(state.outcome.exception() or state.outcome.result().status_code)
+        assert state.seconds_since_start is not None
+        return 0.125
+
+    script = Script(lib, 503, lib.ConnectError("refused"), 200)
+
+    def failed(state: tenacity.RetryCallState) -> float:
+        assert state.outcome is not None
+        return 1.0 if state.outcome.failed else 0.0
+
+    policy = RetryPolicy(backoff=tenacity.wait_combine(by_outcome, failed))
+    transport, sleeps = make(harness, script, policy=policy)
+    assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert seen[0] == 503
+    assert isinstance(seen[1], lib.ConnectError)
+    assert sleeps == [0.125, 1.125]
