@@ -39,8 +39,12 @@ _DEFAULT: Any = _Default()
 DRAIN_SECONDS = 0.1
 
 
-def _release(response: Any, transport_error: type[Exception], drain: bool) -> None:
+def _release(response: Any, flavour: Flavour, drain: bool) -> None:
     """Give a response we will not return back to the pool, keeping small ones alive."""
+    if drain and isinstance(response.stream, flavour.byte_stream):
+        response.close()  # already in memory: no connection to keep
+        return
+    transport_error = flavour.transport_error
     chunks = iter(response.stream) if drain else None
     try:
         received = 0
@@ -60,8 +64,13 @@ def _release(response: Any, transport_error: type[Exception], drain: bool) -> No
             response.close()
 
 
-async def _arelease(response: Any, transport_error: type[Exception], drain: bool) -> None:
+async def _arelease(response: Any, flavour: Flavour, drain: bool) -> None:
     """`_release` for async responses; the close runs even if we are cancelled."""
+    if drain and isinstance(response.stream, flavour.byte_stream):
+        # Already in memory (MockTransport, caches): nothing can stall or leak.
+        await response.aclose()
+        return
+    transport_error = flavour.transport_error
     chunks = aiter(response.stream) if drain else None
     try:
         if chunks is not None:
@@ -284,12 +293,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 delay = call.next_delay(response, error)
             except BaseException:  # e.g. a user backoff that raised: free the connection
                 if response is not None:
-                    _release(response, self._transport_error, call.drain)
+                    _release(response, self._flavour, call.drain)
                 raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:
-                _release(response, self._transport_error, call.drain)
+                _release(response, self._flavour, call.drain)
             call.announce()
             if delay > 0:
                 self._sleep(delay)
@@ -330,12 +339,12 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 delay = call.next_delay(response, error)
             except BaseException:
                 if response is not None:
-                    await _arelease(response, self._transport_error, call.drain)
+                    await _arelease(response, self._flavour, call.drain)
                 raise
             if delay is None:
                 return call.finish(response, error)
             if response is not None:
-                await _arelease(response, self._transport_error, call.drain)
+                await _arelease(response, self._flavour, call.drain)
             call.announce()
             if delay > 0:
                 sleep = self._async_sleep
