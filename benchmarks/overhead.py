@@ -7,7 +7,7 @@ second bare configuration) in every group so that jitter can be told from a
 real difference. The results are printed as markdown and written to
 `<out>/overhead.md` (default: `benchmarks/results/overhead.md`).
 
-    python benchmarks/overhead.py            # full run, about 6-8 minutes on 2 vCPUs
+    python benchmarks/overhead.py            # full run, about 7 minutes on 2 vCPUs
     python benchmarks/overhead.py --quick    # a few seconds; only keeps the script working
     python benchmarks/overhead.py --quick --out /tmp/x
 
@@ -30,6 +30,7 @@ import gc
 import importlib.metadata
 import inspect
 import itertools
+import math
 import os
 import platform
 import pstats
@@ -37,6 +38,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,7 +49,7 @@ from typing import Any
 import httpx
 import tenacity
 
-from httpx_retrying import RetryBudget, RetryPolicy, RetryTransport
+from httpx_retrying import RetryBudget, RetryEvent, RetryPolicy, RetryTransport
 
 try:
     import httpx_retries
@@ -78,7 +80,7 @@ class BenchmarkError(RuntimeError):
     """A block did not do what it was supposed to (wrong status, request count, ...)."""
 
 
-class RetryableStatus(Exception):
+class RetryableStatusError(Exception):
     """Raised inside a stamina attempt for a retryable status (stamina retries on exceptions)."""
 
 
@@ -95,6 +97,8 @@ class Settings:
     n_a_mock: int
     rounds_a_retry: int  # level (a), retry and connect-error paths
     n_a_retry: int
+    rounds_breakdown: int
+    n_components: int
     rounds_b: int
     n_b: int
     rounds_c: int
@@ -114,8 +118,10 @@ FULL = Settings(
     n_a_mock=20_000,
     rounds_a_retry=15,
     n_a_retry=40_000,
-    rounds_b=15,
-    n_b=5_000,
+    rounds_breakdown=15,
+    n_components=100_000,
+    rounds_b=151,
+    n_b=200,
     rounds_c=9,
     n_c=1_000,
     n_c_retry=300,
@@ -132,6 +138,8 @@ QUICK = Settings(
     n_a_mock=100,
     rounds_a_retry=2,
     n_a_retry=200,
+    rounds_breakdown=2,
+    n_components=1_000,
     rounds_b=2,
     n_b=50,
     rounds_c=2,
@@ -383,9 +391,7 @@ def ours(inner: Any, *, retry_path: bool, sleeps: SleepCounter | None = None) ->
 
 
 def peer_httpx_retries(inner: Any) -> Any:
-    return httpx_retries.RetryTransport(
-        inner, retry=httpx_retries.Retry(total=3, backoff_factor=0)
-    )
+    return httpx_retries.RetryTransport(inner, retry=httpx_retries.Retry(total=3, backoff_factor=0))
 
 
 def _tenacity_kwargs() -> dict[str, Any]:
@@ -407,7 +413,7 @@ def peer_tenacity_async(send: Callable[..., Awaitable[Any]]) -> Callable[[Any], 
     return functools.partial(tenacity.AsyncRetrying(**_tenacity_kwargs()), send)
 
 
-_STAMINA_ON = (httpx.TransportError, RetryableStatus)
+_STAMINA_ON = (httpx.TransportError, RetryableStatusError)
 
 
 def peer_stamina(send: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -420,7 +426,7 @@ def peer_stamina(send: Callable[[Any], Any]) -> Callable[[Any], Any]:
             with attempt:
                 response = send(arg)
                 if response.status_code in RETRY_STATUSES:
-                    raise RetryableStatus
+                    raise RetryableStatusError
         return response
 
     return call
@@ -434,7 +440,7 @@ def peer_stamina_async(send: Callable[[Any], Awaitable[Any]]) -> Callable[[Any],
             with attempt:
                 response = await send(arg)
                 if response.status_code in RETRY_STATUSES:
-                    raise RetryableStatus
+                    raise RetryableStatusError
         return response
 
     return call
@@ -462,11 +468,11 @@ def bare_three_async(send: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], A
 
 def bare_three_refused(send: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def call(arg: Any) -> Any:
-        try:
+        try:  # noqa: SIM105 (a suppress() object per call would cost more)
             send(arg)
         except httpx.ConnectError:
             pass
-        try:
+        try:  # noqa: SIM105 (a suppress() object per call would cost more)
             send(arg)
         except httpx.ConnectError:
             pass
@@ -477,11 +483,11 @@ def bare_three_refused(send: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def bare_three_refused_async(send: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Any]:
     async def call(arg: Any) -> Any:
-        try:
+        try:  # noqa: SIM105 (a suppress() object per call would cost more)
             await send(arg)
         except httpx.ConnectError:
             pass
-        try:
+        try:  # noqa: SIM105 (a suppress() object per call would cost more)
             await send(arg)
         except httpx.ConnectError:
             pass
@@ -524,6 +530,8 @@ class Group:
     retries: int = 0  # retries per logical request (retry paths: 2)
     server: LoopbackServer | None = None
     note: str = ""
+    analysis: bool = False  # rendered under "What the remaining cost is made of"
+    unit: str = "logical request"
     # Filled by run_group.
     configs: list[Config] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
@@ -572,16 +580,13 @@ def _record(group: Group, cfg: Config, elapsed: int, n: int, conns: float | None
         group.conns.setdefault(cfg.key, []).append(conns)
 
 
-def _server_delta(
-    group: Group, cfg: Config, before: tuple[int, int], n: int
-) -> float | None:
+def _server_delta(group: Group, cfg: Config, before: tuple[int, int], n: int) -> float | None:
     assert group.server is not None
     after = group.server.stats()
     requests = after[1] - before[1]
     if requests != n * cfg.requests:
         raise BenchmarkError(
-            f"{group.key}/{cfg.key}: server saw {requests} requests, "
-            f"expected {n} x {cfg.requests}"
+            f"{group.key}/{cfg.key}: server saw {requests} requests, expected {n} x {cfg.requests}"
         )
     return (after[0] - before[0]) / n
 
@@ -781,6 +786,89 @@ def build_a_breakdown(async_: bool) -> Callable[[], Built]:
     return build
 
 
+def build_retry_components() -> Built:
+    """What one retry (a released 503) costs, piece by piece, outside the package."""
+    ok = httpx.Response(200, content=b"ok")
+    unavailable = httpx.Response(503, content=UNAVAILABLE_BODY)
+    request = _request()
+
+    def noop(_: Any) -> httpx.Response:
+        return ok
+
+    def header_lookups(_: Any) -> httpx.Response:
+        get = unavailable.headers.get
+        get("x-should-retry")
+        get("content-length")
+        get("retry-after-ms")
+        get("retry-after")
+        return ok
+
+    def header_pass(_: Any) -> httpx.Response:
+        dict(unavailable.headers.multi_items())
+        return ok
+
+    state = tenacity.RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+
+    def outcome(_: Any) -> httpx.Response:
+        state.set_result(unavailable)
+        return ok
+
+    budget = RetryBudget(ratio=2.0)
+    record = budget.record_request
+
+    def budget_ops(_: Any) -> httpx.Response:
+        record()
+        budget.try_acquire()
+        return ok
+
+    def event(_: Any) -> httpx.Response:
+        RetryEvent(1, 0.0, "status 503", request, unavailable, None)
+        return ok
+
+    def drain_and_close(_: Any) -> httpx.Response:
+        for _chunk in unavailable.stream:
+            pass
+        unavailable.is_closed = False
+        unavailable.close()
+        return ok
+
+    def close_stream_only(_: Any) -> httpx.Response:
+        unavailable.is_closed = True
+        unavailable.stream.close()
+        return ok
+
+    configs = [
+        Config("A", "a call that does nothing", noop),
+        Config("H4", "4 `response.headers.get(...)` lookups (x-should-retry, content-length, "
+               "retry-after-ms, retry-after)", header_lookups),
+        Config("H1", "one pass over the headers: `dict(response.headers.multi_items())`",
+               header_pass),
+        Config("T", "`tenacity.RetryCallState.set_result(response)` (a concurrent.futures "
+               "Future; avoided when the outcome is built lazily)", outcome),
+        Config("B", "`RetryBudget`: `record_request()` + `try_acquire()`", budget_ops),
+        Config("E", "`RetryEvent(...)` construction", event),
+        Config("C", "drain the 11-byte body + `response.close()` (with httpx's "
+               "`request_context`)", drain_and_close),
+        Config("Cs", "`response.stream.close()` without httpx's `request_context`",
+               close_stream_only),
+    ]  # fmt: skip
+    skipped = []
+    try:
+        from opentelemetry import trace as otel_trace
+    except ImportError:
+        skipped.append("O `opentelemetry.trace.get_current_span()`: opentelemetry not installed")
+    else:
+
+        def span(_: Any) -> httpx.Response:
+            otel_trace.get_current_span()
+            return ok
+
+        configs.append(
+            Config("O", "`opentelemetry.trace.get_current_span()` (installed here)", span)
+        )
+    return Built(configs, skipped)
+
+
 def build_a_mock(async_: bool) -> Callable[[], Built]:
     method = "handle_async_request" if async_ else "handle_request"
 
@@ -812,7 +900,9 @@ def _inner_check(inner: Any, cfg_key: str, attempts: int = 3) -> Callable[[], st
 
     def check() -> str:
         if inner.calls % attempts or inner._next != 0:
-            raise BenchmarkError(f"{cfg_key}: {inner.calls} inner calls, not {attempts} per request")
+            raise BenchmarkError(
+                f"{cfg_key}: {inner.calls} inner calls, not {attempts} per request"
+            )
         return f"{attempts} inner calls per request"
 
     return check
@@ -900,12 +990,15 @@ def build_b(async_: bool) -> Callable[[], Built]:
         return httpx.MockTransport(_ok_handler)
 
     def build() -> Built:
-        clients = [client(mock()), client(mock()), client(ours(mock(), retry_path=False))]
+        clients = [client(mock()), client(mock()), client(ours(mock(), retry_path=False)),
+                   client(_Forward(mock()))]  # fmt: skip
         configs = [
             Config("A", "bare client", clients[0].get, URL),
             Config("A0", "bare client, again (A/A)", clients[1].get, URL),
             Config("R", "httpx_retrying.RetryTransport (default policy and budget)",
                    clients[2].get, URL),
+            Config("F", "control: a wrapper transport that only forwards",
+                   clients[3].get, URL),
         ]  # fmt: skip
         skipped: list[str] = []
         if httpx_retries is not None:
@@ -916,13 +1009,13 @@ def build_b(async_: bool) -> Callable[[], Built]:
         clients.append(client(mock()))
         wrap = peer_tenacity_async if async_ else peer_tenacity
         configs.append(
-            Config("C", "tenacity around client.get", wrap(clients[-1].get), URL, scale=0.5)
+            Config("C", "tenacity around client.get", wrap(clients[-1].get), URL, scale=0.25)
         )
         if stamina is not None:
             clients.append(client(mock()))
             wrap = peer_stamina_async if async_ else peer_stamina
             configs.append(
-                Config("D", "stamina around client.get", wrap(clients[-1].get), URL, scale=0.4)
+                Config("D", "stamina around client.get", wrap(clients[-1].get), URL, scale=0.2)
             )
         else:
             skipped.append(f"D stamina: {MISSING_PEER}")
@@ -1179,9 +1272,18 @@ def profile_retry(settings: Settings) -> tuple[float, list[tuple[str, float, flo
     return total / n * 1e6, rows
 
 
-def _importtime(code: str) -> dict[str, tuple[int, int]]:
-    """{module: (self us, cumulative us)} from `python -X importtime -c code`, fresh process."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPROFILEIMPORTTIME"}
+def _importtime(code: str, pycache: str) -> dict[str, tuple[int, int]]:
+    """{module: (self us, cumulative us)} from `python -X importtime -c code`, fresh process.
+
+    Bytecode caches go to `pycache` (PYTHONPYCACHEPREFIX), written by an untimed first run:
+    an installed package imports from its caches, and the repository is left untouched.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME")
+    }
+    env["PYTHONPYCACHEPREFIX"] = pycache
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
         capture_output=True,
@@ -1201,24 +1303,27 @@ def _importtime(code: str) -> dict[str, tuple[int, int]]:
 
 def import_cost(settings: Settings) -> dict[str, Any]:
     code = "import httpx; import httpx_retrying"
-    _importtime(code)  # untimed: writes bytecode caches
-    totals, httpx_totals, modules = [], [], {}
-    for _ in range(settings.import_runs):
-        found = _importtime(code)
-        totals.append(found["httpx_retrying"][1] / 1000)
-        httpx_totals.append(found["httpx"][1] / 1000)
-        modules = found
-    # Modules that `import httpx_retrying` brings in: those listed after httpx's own line.
-    names = list(modules)
-    new = names[names.index("httpx") + 1 :]
-    heavy = sorted(((modules[m][0] / 1000, m) for m in new), reverse=True)[:6]
+    totals, httpx_totals = [], []
+    selves: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="httpx-retrying-pycache-") as pycache:
+        _importtime(code, pycache)  # untimed: writes the bytecode caches
+        for _ in range(settings.import_runs):
+            found = _importtime(code, pycache)
+            totals.append(found["httpx_retrying"][1] / 1000)
+            httpx_totals.append(found["httpx"][1] / 1000)
+            # Modules that `import httpx_retrying` brings in: those listed after httpx.
+            names = list(found)
+            for name in names[names.index("httpx") + 1 :]:
+                selves.setdefault(name, []).append(found[name][0] / 1000)
+    heavy = sorted(((statistics.median(v), m) for m, v in selves.items()), reverse=True)
     return {
         "median": statistics.median(totals),
+        "ci": median_ci(totals),
         "min": min(totals),
         "max": max(totals),
         "httpx": statistics.median(httpx_totals),
-        "count": len(new),
-        "heavy": heavy,
+        "count": len(selves),
+        "heavy": heavy[:8],
     }
 
 
@@ -1239,6 +1344,20 @@ class Row:
     ratio_min: float
     ratio_max: float
     conns: tuple[float, float] | None
+    delta_ci: tuple[float, float]
+    ratio_ci: tuple[float, float]
+
+
+def median_ci(values: list[float]) -> tuple[float, float]:
+    """Distribution-free ~95 % confidence interval of the median (order statistics)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = 1.96 * math.sqrt(n) / 2
+    low = math.floor(n / 2 - half) - 1  # 0-based ranks
+    high = math.ceil(n / 2 + half)
+    if low < 0 or high >= n:
+        return ordered[0], ordered[-1]
+    return ordered[low], ordered[high]
 
 
 def summarize(group: Group) -> dict[str, Row]:
@@ -1261,6 +1380,8 @@ def summarize(group: Group) -> dict[str, Row]:
             min(ratios),
             max(ratios),
             (min(conns), max(conns)) if conns else None,
+            median_ci(deltas),
+            median_ci(ratios),
         )
     return rows
 
@@ -1278,18 +1399,18 @@ def _signed(value: float) -> str:
 
 
 def _range(low: str, high: str) -> str:
-    return f"[{low} – {high}]"
+    return f"[{low}, {high}]"
 
 
 def group_table(group: Group, rows: dict[str, Row]) -> list[str]:
     loopback = bool(group.conns)
     per_retry = group.retries > 0
-    head = "| cfg | µs / logical request, median [min – max] | Δ vs A, µs [min – max] |"
+    head = f"| cfg | µs / {group.unit}, median [min, max] | Δ vs A, µs [min, max] |"
     sep = "|---|---:|---:|"
     if per_retry:
         head += " Δ per retry, µs |"
         sep += "---:|"
-    head += " ratio to A [min – max] |"
+    head += " ratio to A [min, max] |"
     sep += "---|"
     if loopback:
         head += " new conns / logical request |"
@@ -1299,9 +1420,7 @@ def group_table(group: Group, rows: dict[str, Row]) -> list[str]:
     lines = [head, sep]
     for key, row in rows.items():
         is_base = key == group.baseline
-        line = (
-            f"| {key} {row.cfg.label} | {_us(row.us)} {_range(_us(row.us_min), _us(row.us_max))}"
-        )
+        line = f"| {key} {row.cfg.label} | {_us(row.us)} {_range(_us(row.us_min), _us(row.us_max))}"
         if is_base:
             line += " | — |"
         else:
@@ -1315,7 +1434,7 @@ def group_table(group: Group, rows: dict[str, Row]) -> list[str]:
         if loopback:
             assert row.conns is not None
             low, high = row.conns
-            line += f" {low:g} |" if low == high else f" {low:g} – {high:g} |"
+            line += f" {low:g} |" if low == high else f" {low:g} to {high:g} |"
         line += f" {group.notes.get(key, '')} |"
         lines.append(line)
     for note in group.skipped:
@@ -1330,6 +1449,7 @@ class Target:
     measured: str
     passed: bool
     miss: str = ""
+    noise: str = ""
 
 
 def _versions() -> list[tuple[str, str]]:
@@ -1343,79 +1463,156 @@ def _versions() -> list[tuple[str, str]]:
     return out
 
 
+def _noise_delta(rows: dict[str, Row], per: int = 1) -> str:
+    aa = rows.get("A0")
+    if aa is None:
+        return ""
+    return (
+        f"A/A Δ {_signed(aa.delta / per)} µs "
+        f"{_range(_signed(aa.delta_min / per), _signed(aa.delta_max / per))}"
+    )
+
+
+def _noise_ratio(rows: dict[str, Row]) -> str:
+    aa = rows.get("A0")
+    if aa is None:
+        return ""
+    text = f"A/A ratio {aa.ratio:.4f} {_range(f'{aa.ratio_min:.3f}', f'{aa.ratio_max:.3f}')}"
+    control = rows.get("F")
+    if control is not None:
+        text += f"; forward-only wrapper F: {control.ratio:.4f} (Δ {_signed(control.delta)} µs)"
+    return text
+
+
+def _ci_note(ok: bool, ci: tuple[float, float], goal: float, text: str) -> str:
+    """Say when the median's ~95 % confidence interval straddles the goal."""
+    if ok and ci[1] > goal:
+        return f"; CI reaches {text}: not resolved at this noise"
+    if not ok and ci[0] <= goal:
+        return f"; CI reaches {text}: not resolved at this noise"
+    return ""
+
+
 def evaluate(settings: Settings, groups: dict[str, Group], summaries: dict[str, dict[str, Row]],
              mem: dict[str, dict[str, int]], imp: dict[str, Any]) -> list[Target]:  # fmt: skip
     targets: list[Target] = []
 
-    def get(group: str, key: str) -> Row | None:
-        return summaries.get(group, {}).get(key)
+    def delta_target(name: str, rows: dict[str, Row], goal: float, per: int = 1) -> None:
+        r = rows["R"]
+        value, (low, high) = r.delta / per, (r.delta_ci[0] / per, r.delta_ci[1] / per)
+        ok = value <= goal
+        edge = high if ok else low
+        measured = (
+            f"{_signed(value)} µs (95 % CI {_signed(low)}, {_signed(high)}; "
+            f"rounds {_signed(r.delta_min / per)} to {_signed(r.delta_max / per)})"
+        )
+        miss = "" if ok else f"by {value - goal:.3f} µs ({value / goal:.2f} times the goal)"
+        targets.append(Target(name, f"≤ {goal:g} µs", measured, ok,
+                              miss + _ci_note(ok, (low, high), goal, _signed(edge)),
+                              _noise_delta(rows, per)))  # fmt: skip
+
+    def ratio_target(name: str, rows: dict[str, Row], goal: float) -> None:
+        r = rows["R"]
+        ok = r.ratio <= goal
+        edge = r.ratio_ci[1] if ok else r.ratio_ci[0]
+        measured = (
+            f"{r.ratio:.4f} (95 % CI {r.ratio_ci[0]:.4f}, {r.ratio_ci[1]:.4f}; "
+            f"Δ {_signed(r.delta)} µs)"
+        )
+        miss = "" if ok else f"by {r.ratio - goal:.4f}"
+        targets.append(Target(name, f"≤ {goal:g}", measured, ok,
+                              miss + _ci_note(ok, r.ratio_ci, goal, f"{edge:.4f}"),
+                              _noise_ratio(rows)))  # fmt: skip
 
     for mode, limit in (("sync", 0.15), ("async", 0.25)):
-        r = get(f"a-success-{mode}", "R")
-        if r is not None:
-            ok = r.delta <= limit
-            targets.append(Target(
-                f"Success path, level (a), {mode}, default budget: overhead",
-                f"≤ {limit} µs", f"{_signed(r.delta)} µs (ratio {r.ratio:.3f})", ok,
-                "" if ok else f"by {r.delta - limit:.3f} µs ({r.delta / limit - 1:+.0%})"))  # fmt: skip
-        b = get(f"a-success-{mode}", "B")
-        if r is not None and b is not None:
+        rows = summaries.get(f"a-success-{mode}", {})
+        if "R" in rows:
+            delta_target(
+                f"Success path, level (a), {mode}, default budget: overhead per request",
+                rows,
+                limit,
+            )
+        if "R" in rows and "B" in rows:
+            r, b = rows["R"], rows["B"]
             share = r.delta / b.delta
             ok = share <= 0.25
             targets.append(Target(
-                f"Success path, level (a), {mode}: share of httpx-retries' overhead",
+                f"Success path, level (a), {mode}: share of httpx-retries' overhead (same run)",
                 "≤ 0.25", f"{share:.3f} ({_signed(r.delta)} vs {_signed(b.delta)} µs)", ok,
-                "" if ok else f"by {share - 0.25:.3f}"))  # fmt: skip
+                "" if ok else f"by {share - 0.25:.3f}", _noise_delta(rows),
+            ))  # fmt: skip
     for mode in ("sync", "async"):
-        r = get(f"b-success-{mode}", "R")
-        if r is not None:
-            ok = r.ratio <= 1.005
-            targets.append(Target(
-                f"Success path, level (b), {mode}: Client.get ratio to bare",
-                "≤ 1.005", f"{r.ratio:.4f} (Δ {_signed(r.delta)} µs)", ok,
-                "" if ok else f"by {r.ratio - 1.005:.4f}"))  # fmt: skip
+        rows = summaries.get(f"b-success-{mode}", {})
+        if "R" in rows:
+            ratio_target(f"Success path, level (b), {mode}: Client.get ratio to bare", rows, 1.005)
     for mode in ("sync", "async"):
         g = groups.get(f"a-retry-{mode}")
-        r = get(f"a-retry-{mode}", "R")
-        if g is not None and r is not None:
-            per = r.delta / g.retries
-            ok = per <= 3.0
-            targets.append(Target(
+        rows = summaries.get(f"a-retry-{mode}", {})
+        if g is not None and "R" in rows:
+            delta_target(
                 f"Retry path, level (a), {mode}: cost per retry beyond 3 bare attempts",
-                "≤ 3 µs", f"{_signed(per)} µs; {g.notes.get('R', '')}", ok,
-                "" if ok else f"by {per - 3:.2f} µs"))  # fmt: skip
+                rows,
+                3.0,
+                g.retries,
+            )
+            note = g.notes.get("R", "")
+            ok = note.startswith("sleep calls: 0 ")
+            targets.append(Target(
+                f"Retry path, level (a), {mode}: a zero delay never calls sleep",
+                "0 calls", note.split(";")[0], ok, "" if ok else note,
+            ))  # fmt: skip
     for mode in ("sync", "async"):
-        r = get(f"c-retry-{mode}", "R")
-        if r is not None:
-            ok = r.ratio <= 1.1
+        rows = summaries.get(f"c-retry-{mode}", {})
+        if "R" in rows:
+            ratio_target(f"Retry path, level (c), {mode}: ratio to 3 bare requests", rows, 1.1)
+            conns = rows["R"].conns
+            assert conns is not None
+            ok = conns[1] == 0
             targets.append(Target(
-                f"Retry path, level (c), {mode}: ratio to 3 bare requests",
-                "≤ 1.1", f"{r.ratio:.3f} (Δ {_signed(r.delta)} µs)", ok,
-                "" if ok else f"by {r.ratio - 1.1:.3f}"))  # fmt: skip
-            assert r.conns is not None
-            ok = r.conns[1] == 0
-            targets.append(Target(
-                f"Retry path, level (c), {mode}: new connections per logical request",
-                "0", f"{r.conns[1]:g} (max over rounds)", ok,
-                "" if ok else f"{r.conns[1]:g} per logical request"))  # fmt: skip
+                f"Retry path, level (c), {mode}: new TCP connections per logical request",
+                "0", f"{conns[1]:g} (max over rounds)", ok,
+                "" if ok else f"{conns[1]:g} per logical request",
+            ))  # fmt: skip
     for mode, m in mem.items():
         growth = m["total"] - m["first"]
         ok = growth <= MEMORY_NOISE_BYTES
         targets.append(Target(
             f"Memory, {mode}: growth from request {settings.mem_first:,} to {settings.mem_total:,}",
-            f"≤ {MEMORY_NOISE_BYTES} B (noise)",
-            f"{growth:+d} B ({m['first']} B → {m['total']} B traced)", ok,
-            "" if ok else f"by {growth - MEMORY_NOISE_BYTES} B"))  # fmt: skip
+            f"no growth (≤ {MEMORY_NOISE_BYTES} B)",
+            f"{growth:+,} B ({m['first']:,} B → {m['total']:,} B traced)", ok,
+            "" if ok else f"by {growth - MEMORY_NOISE_BYTES:,} B",
+        ))  # fmt: skip
     ok = imp["median"] <= 10
     targets.append(Target(
-        "Import time added by `import httpx_retrying` after `import httpx`", "≤ 10 ms",
-        f"{imp['median']:.2f} ms", ok, "" if ok else f"by {imp['median'] - 10:.2f} ms"))  # fmt: skip
+        "Import time added by `import httpx_retrying` after `import httpx` (median)", "≤ 10 ms",
+        f"{imp['median']:.2f} ms (95 % CI {imp['ci'][0]:.2f}, {imp['ci'][1]:.2f}; "
+        f"runs {imp['min']:.2f} to {imp['max']:.2f})", ok,
+        ("" if ok else f"by {imp['median'] - 10:.2f} ms")
+        + _ci_note(ok, imp["ci"], 10, f"{imp['ci'][1 if ok else 0]:.2f}"),
+        f"{settings.import_runs} fresh processes",
+    ))  # fmt: skip
     return targets
 
 
 #: Traced-memory growth treated as noise over a long run (allocator bookkeeping, an
 #: int counter growing a digit): anything per request would show as >= 900 kB at 1M.
 MEMORY_NOISE_BYTES = 4096
+
+
+def _group_section(g: Group, rows: dict[str, Row]) -> list[str]:
+    n_info = ", ".join(
+        f"{cfg.key} {max(1, round(g.n * cfg.scale)):,}" for cfg in g.configs if cfg.scale != 1
+    )
+    lines = [
+        f"### {g.title}",
+        "",
+        f"{g.rounds} rounds; N = {g.n:,} {g.unit}s per block"
+        + (f" ({n_info})" if n_info else "")
+        + f"; {g.seconds:.0f} s."
+        + (f" {g.note}" if g.note else ""),
+        "",
+    ]
+    return [*lines, *group_table(g, rows), ""]
 
 
 def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int]],
@@ -1433,9 +1630,7 @@ def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int
     out += ["", "## Environment", ""]
     for key, value in meta.items():
         out.append(f"* {key}: {value}")
-    out.append(
-        "* Versions: " + ", ".join(f"{name} {version}" for name, version in _versions())
-    )
+    out.append("* Versions: " + ", ".join(f"{name} {version}" for name, version in _versions()))
     out += ["", "## Method", ""]
     out += [
         "* Every group interleaves its configurations round by round, rotating the starting "
@@ -1445,7 +1640,7 @@ def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int
         "loop code (`result = call(arg)` / `result = await call(arg)`), and every block checks "
         "that the last response is a 200.",
         "* median = median over rounds of µs per logical request; Δ and ratio = median over "
-        "rounds of the *paired* (same-round) difference and ratio against A, with min – max "
+        "rounds of the *paired* (same-round) difference and ratio against A, with [min, max] "
         "over rounds. A0 is a second, identical bare configuration (A/A control): its Δ and "
         "ratio show the noise floor of its group.",
         "* Slow peers run fewer logical requests per block than the fast configurations (µs "
@@ -1458,43 +1653,51 @@ def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int
         "Peers: httpx-retries `Retry(total=3, backoff_factor=0)`; tenacity "
         "`stop_after_attempt(4)`, `wait_none()`, `retry_if_result(status in "
         "{429, 502, 503, 504}) | retry_if_exception_type(TransportError)`, pre-built and "
-        "called per request; stamina `retry_context(on=(TransportError, RetryableStatus), "
+        "called per request; stamina `retry_context(on=(TransportError, RetryableStatusError), "
         "attempts=4, wait_initial=0, wait_jitter=0)` per request, instrumentation hooks off.",
+        "* Level (a) inner transports return prebuilt responses: `NullTransport` (200), "
+        "`FlakyTransport` (503, 503, 200; `is_closed` is reset so that releasing a response "
+        "pays for a real `close()`), `RefusingTransport` (raises a fresh `ConnectError` twice, "
+        "then 200). Around them, tenacity and stamina do not release the retried responses "
+        "(at Client level the Client reads and closes every response). Level (b) adds F, a "
+        "forward-only wrapper transport, as a control for what any extra transport layer "
+        "costs under a Client.",
         "* Level (c): `_loopback_server.py`, an asyncio HTTP/1.1 keep-alive server on "
         "127.0.0.1 (port 0) in a child process pinned to another CPU than the benchmark; "
         "`/flaky/<id>` answers 503 (11-byte body) twice, then 200. Each block sends one "
         "untimed request first (so an expired keep-alive connection is not counted), then "
         "reads the server's counters before and after the timed loop: the request count must "
-        "be exactly N × (1 or 3), and the accepted-connection count gives new TCP connections "
+        "be exactly N x (1 or 3), and the accepted-connection count gives new TCP connections "
         "per logical request.",
     ]
-    out += ["", "## Targets", "", "| target | goal | measured | result |", "|---|---|---|---|"]
+    out += [
+        "",
+        "## Targets",
+        "",
+        "Paired medians from this run, each with a distribution-free ~95 % confidence "
+        "interval of the median (order statistics over rounds) and its [min, max] over rounds; "
+        "the noise column is the A/A control of the same group (median [min, max]). A verdict "
+        "follows the median, as the targets are defined; where the interval straddles the goal "
+        "the row says the difference is not resolved at this run's noise.",
+        "",
+        "| target | goal | measured | result | noise |",
+        "|---|---|---|---|---|",
+    ]
     for t in targets:
         verdict = "PASS" if t.passed else f"**MISS** ({t.miss})"
-        out.append(f"| {t.name} | {t.target} | {t.measured} | {verdict} |")
+        out.append(f"| {t.name} | {t.target} | {t.measured} | {verdict} | {t.noise} |")
     misses = [t for t in targets if not t.passed]
     if misses and not settings.quick:
         out += [
             "",
-            "Missed targets are analysed below: the success-path breakdown (timing variants) "
-            "and the retry-path profile show what the remaining cost is made of.",
+            "Missed targets are analysed under *What the remaining cost is made of*: the "
+            "success-path breakdown and the retry-path components (timing variants) and a "
+            "cProfile of the retry path.",
         ]
     out += ["", "## Results", ""]
     for g in groups:
-        heading = f"### {g.title}"
-        n_info = ", ".join(
-            f"{cfg.key} {max(1, round(g.n * cfg.scale)):,}" for cfg in g.configs if cfg.scale != 1
-        )
-        out += [
-            heading,
-            "",
-            f"{g.rounds} rounds; N = {g.n:,} logical requests per block"
-            + (f" ({n_info})" if n_info else "")
-            + f"; {g.seconds:.0f} s." + (f" {g.note}" if g.note else ""),
-            "",
-        ]
-        out += group_table(g, summaries[g.key])
-        out.append("")
+        if not g.analysis:
+            out += _group_section(g, summaries[g.key])
     out += ["## Memory", ""]
     out += [
         f"Traced memory (`tracemalloc`, after `gc.collect()`) above the start, for "
@@ -1528,12 +1731,26 @@ def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int
         "fresh processes: cumulative time of the `httpx_retrying` entry, i.e. what it adds on "
         f"top of `import httpx`: median **{imp['median']:.2f} ms** (min {imp['min']:.2f}, max "
         f"{imp['max']:.2f}); `import httpx` itself: {imp['httpx']:.1f} ms. "
-        f"{imp['count']} modules are imported beyond httpx's; the largest by self time: "
+        "Bytecode caches are warm (`PYTHONPYCACHEPREFIX` in a temporary directory, written by "
+        f"an untimed first run). {imp['count']} modules are imported beyond httpx's; the "
+        "largest by median self time: "
         + ", ".join(f"{m} {t:.2f} ms" for t, m in imp["heavy"])
         + ".",
     ]
+    out += ["", "## What the remaining cost is made of", ""]
+    out += [
+        "Timing variants, measured in this run with the same harness: the success path "
+        "rebuilt one step at a time (each V row adds one step to the row above it; R is the "
+        "package), single operations a retry can involve, each timed alone (Δ vs A is the "
+        "cost of one operation; the cProfile below shows which ones the package calls, and "
+        "how often per logical request), then that cProfile of the retry path.",
+        "",
+    ]
+    for g in groups:
+        if g.analysis:
+            out += _group_section(g, summaries[g.key])
     total_us, prof_rows = profile
-    out += ["", "## Where the retry path's time goes (cProfile)", ""]
+    out += ["", "### Where the retry path's time goes (cProfile)", ""]
     out += [
         f"cProfile of {settings.profile_n:,} logical requests (503, 503, 200; zero backoff; "
         "`RetryBudget(ratio=2.0)`) through `RetryTransport(FlakyTransport())`, sync. cProfile "
@@ -1552,6 +1769,36 @@ def render(settings: Settings, groups: list[Group], mem: dict[str, dict[str, int
 
 # ---------------------------------------------------------------------------
 # Main
+
+
+def _source_state() -> tuple[str, str]:
+    """Which package source is measured: (its path and git commit, a digest of its files)."""
+    import hashlib
+
+    import httpx_retrying
+
+    package = Path(httpx_retrying.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(package.parent), *args], capture_output=True, text=True, timeout=10
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", package.name)
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = "", ""
+    where = str(package)
+    if head:
+        where += f" at git commit {head}" + (
+            f" (with uncommitted changes in {package.name}/)" if dirty else ""
+        )
+    return where, digest.hexdigest()[:12]
 
 
 def _pin() -> tuple[int | None, str]:
@@ -1574,6 +1821,13 @@ def _maybe_server(cpu: int | None) -> Iterator[LoopbackServer]:
         server.close()
 
 
+B_NOTE = (
+    "F is a control: a transport whose `handle_request` only calls the inner one. Its Δ is "
+    "what any extra Python-level transport layer costs under a Client in this harness; R's "
+    "own logic is what R adds beyond F (compare the level (a) breakdown)."
+)
+
+
 def make_groups(settings: Settings, server: LoopbackServer) -> list[Group]:
     s = settings
     groups = [
@@ -1590,10 +1844,10 @@ def make_groups(settings: Settings, server: LoopbackServer) -> list[Group]:
         )  # fmt: skip
     groups += [
         Group("a-breakdown-sync", "(a) success path breakdown, sync: the package's fast path "
-              "rebuilt step by step (timing variants)", "sync", s.n_a, s.rounds_a,
-              build_a_breakdown(False)),
+              "rebuilt step by step (timing variants)", "sync", s.n_a, s.rounds_breakdown,
+              build_a_breakdown(False), analysis=True),
         Group("a-breakdown-async", "(a) success path breakdown, async (asyncio)", "asyncio",
-              s.n_a, s.rounds_a, build_a_breakdown(True)),
+              s.n_a, s.rounds_breakdown, build_a_breakdown(True), analysis=True),
         Group("a-mock-sync", "(a) success path, sync, over `httpx.MockTransport`", "sync",
               s.n_a_mock, s.rounds_a_mock, build_a_mock(False)),
         Group("a-mock-async", "(a) success path, async, over `httpx.MockTransport`", "asyncio",
@@ -1610,9 +1864,9 @@ def make_groups(settings: Settings, server: LoopbackServer) -> list[Group]:
         Group("a-refused-async", "(a) connection errors retried, async (asyncio)", "asyncio",
               s.n_a_retry, s.rounds_a_retry, build_a_retry(True, refused=True), retries=2),
         Group("b-success-sync", "(b) success path, sync: `Client.get` over MockTransport",
-              "sync", s.n_b, s.rounds_b, build_b(False)),
+              "sync", s.n_b, s.rounds_b, build_b(False), note=B_NOTE),
         Group("b-success-async", "(b) success path, async: `AsyncClient.get` over "
-              "MockTransport", "asyncio", s.n_b, s.rounds_b, build_b(True)),
+              "MockTransport", "asyncio", s.n_b, s.rounds_b, build_b(True), note=B_NOTE),
         Group("c-success-sync", "(c) success path, sync: `Client.get` to the loopback server",
               "sync", s.n_c, s.rounds_c, build_c(False, False, server), server=server),
         Group("c-success-async", "(c) success path, async: `AsyncClient.get` to the loopback "
@@ -1624,6 +1878,9 @@ def make_groups(settings: Settings, server: LoopbackServer) -> list[Group]:
         Group("c-retry-async", "(c) retry path, async: `/flaky/<id>` (503, 503, 200)",
               "asyncio", s.n_c_retry, s.rounds_c, build_c(True, True, server), retries=2,
               server=server),
+        Group("retry-components", "Retry path components: single operations a retry can "
+              "involve, each timed alone", "sync", s.n_components,
+              s.rounds_breakdown, build_retry_components, analysis=True, unit="operation"),
     ]  # fmt: skip
     return groups
 
@@ -1638,6 +1895,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = QUICK if args.quick else FULL
 
     started = time.perf_counter()
+    source = _source_state()  # the code imported now is the code measured
     server_cpu, pinning = (None, "not pinned (--no-pin)") if args.no_pin else _pin()
     if stamina is not None:
         stamina.instrumentation.set_on_retry_hooks([])
@@ -1670,6 +1928,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} cores (os.cpu_count()); {pinning}",
         "Load average (1 min) before / after": (
             f"{load_before[0]:.2f} / {load_after[0]:.2f}" if load_before and load_after else "n/a"
+        ),
+        "Package source measured": f"{source[0]}; sha256 of its .py files {source[1]}"
+        + (
+            ", unchanged during the run"
+            if _source_state()[1] == source[1]
+            else " (**its files changed during the run**)"
         ),
         "Total runtime": f"{time.perf_counter() - started:.0f} s",
     }
