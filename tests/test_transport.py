@@ -485,22 +485,25 @@ def test_discarded_bodies_are_drained_only_up_to_a_limit(harness: Harness) -> No
 
 
 def test_strategies_that_read_the_outcome_see_it(harness: Harness) -> None:
-    """A tenacity wait may read `outcome` (result or exception) and the timings, as in tenacity."""
+    """A tenacity wait may read `outcome` (result or exception) and the timings, as in tenacity.
+
+    (tenacity 9.0's `wait_combine` passes `retry_state=` by keyword, hence the name.)
+    """
     lib = harness.lib
     seen: list[Any] = []
 
-    def by_outcome(state: tenacity.RetryCallState) -> float:
-        assert state.outcome is not None
-        assert state.outcome is state.outcome  # built once
-        seen.append(state.outcome.exception() or state.outcome.result().status_code)
-        assert state.seconds_since_start is not None
+    def by_outcome(retry_state: tenacity.RetryCallState) -> float:
+        assert retry_state.outcome is not None
+        assert retry_state.outcome is retry_state.outcome  # built once
+        seen.append(retry_state.outcome.exception() or retry_state.outcome.result().status_code)
+        assert retry_state.seconds_since_start is not None
         return 0.125
 
     script = Script(lib, 503, lib.ConnectError("refused"), 200)
 
-    def failed(state: tenacity.RetryCallState) -> float:
-        assert state.outcome is not None
-        return 1.0 if state.outcome.failed else 0.0
+    def failed(retry_state: tenacity.RetryCallState) -> float:
+        assert retry_state.outcome is not None
+        return 1.0 if retry_state.outcome.failed else 0.0
 
     policy = RetryPolicy(backoff=tenacity.wait_combine(by_outcome, failed))
     transport, sleeps = make(harness, script, policy=policy)
