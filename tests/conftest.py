@@ -110,6 +110,24 @@ class Harness:
         return anyio.run(fn, backend=self.mode)
 
 
+class FakeClock:
+    """Monotonic time that advances only when the transport sleeps (or a test moves it)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
 @pytest.fixture(params=[(f, m) for f in FLAVOURS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
 def harness(request: pytest.FixtureRequest) -> Harness:
     flavour, mode = request.param

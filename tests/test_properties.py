@@ -32,6 +32,7 @@ from httpx_retrying import (
     backoff_no_jitter,
 )
 from httpx_retrying._policy import DEFAULT_STATUSES
+from tests.conftest import FakeClock
 
 NOW = float(calendar.timegm((2026, 11, 22, 12, 0, 0, 0, 0, 0)))
 NEVER_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
@@ -40,21 +41,6 @@ NEVER_RETRIED = ("LocalProtocolError", "UnsupportedProtocol", "ProxyError")
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 Outcome = tuple[str, Any, Any]  # ("status", code, headers) or ("error", class name, None)
-
-
-class FakeClock:
-    """Monotonic time that moves only when an attempt runs or the transport sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Scripted(httpx.BaseTransport):

@@ -15,7 +15,7 @@ import pytest
 import tenacity
 
 from httpx_retrying import RetryBudget, RetryEvent, RetryPolicy
-from tests.conftest import Harness
+from tests.conftest import FakeClock, Harness
 
 FAST = RetryPolicy(backoff=tenacity.wait_fixed(0.25))
 
@@ -268,22 +268,15 @@ def test_retry_after_ignored_when_not_respected(harness: Harness) -> None:
     assert sleeps == [0.25]
 
 
-class FakeClock:
-    """Monotonic time that advances only when the transport sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def async_sleep(self, seconds: float) -> None:
-        self.sleep(seconds)
+def clocked(harness: Harness, script: Script, policy: RetryPolicy, clock: FakeClock) -> Any:
+    """A RetryTransport whose monotonic time moves only by its own sleeps."""
+    return harness.RetryTransport(
+        harness.lib.MockTransport(script),
+        policy=policy,
+        clock=clock,
+        sleep=clock.sleep,
+        async_sleep=clock.async_sleep,
+    )
 
 
 def test_deadline_stops_before_a_sleep_that_would_pass_it(harness: Harness) -> None:
@@ -293,13 +286,7 @@ def test_deadline_stops_before_a_sleep_that_would_pass_it(harness: Harness) -> N
     policy = RetryPolicy(
         attempts=10, backoff=tenacity.wait_exponential(multiplier=1, max=60), deadline=5.0
     )
-    transport = harness.RetryTransport(
-        harness.lib.MockTransport(script),
-        policy=policy,
-        clock=clock,
-        sleep=clock.sleep,
-        async_sleep=clock.async_sleep,
-    )
+    transport = clocked(harness, script, policy, clock)
     response = harness.send(transport, "GET", "http://test/", timeout=10.0)
     assert response.status_code == 503
     assert clock.sleeps == [1, 2]
@@ -313,13 +300,7 @@ def test_deadline_cuts_missing_timeouts_too(harness: Harness) -> None:
     clock = FakeClock()
     script = Script(harness.lib, 503, 200)
     policy = RetryPolicy(backoff=tenacity.wait_fixed(1), deadline=3.0)
-    transport = harness.RetryTransport(
-        harness.lib.MockTransport(script),
-        policy=policy,
-        clock=clock,
-        sleep=clock.sleep,
-        async_sleep=clock.async_sleep,
-    )
+    transport = clocked(harness, script, policy, clock)
     response = harness.send(transport, "GET", "http://test/", timeout=None)
     assert response.status_code == 200
     assert [r.extensions["timeout"] for r in script.seen] == [
