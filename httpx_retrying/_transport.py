@@ -266,7 +266,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._record_request()
         if policy._prepares_requests:
             call = RetryCall(self._env, policy, request, started=self._clock())
-            return self._retry(call, call.first_request(), first=True)
+            return self._retry(call, send=call.first_request())
         try:
             response = self._send(request)
         except self._transport_error as exc:
@@ -278,11 +278,18 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         return self._retry(RetryCall(self._env, policy, request, started=None), None, error)
 
     def _retry(
-        self, call: RetryCall, outcome: Any, error: BaseException | None = None, first: bool = False
+        self,
+        call: RetryCall,
+        response: ResponseT | None = None,
+        error: BaseException | None = None,
+        *,
+        send: RequestT | None = None,
     ) -> ResponseT:
-        """The slow path: attempts after the first, each failure released before sleeping."""
-        request = outcome if first else None
-        response: ResponseT | None = None if first else outcome
+        """The slow path, from a failed first attempt (or a prepared one still to `send`).
+
+        Each failure's response is released before the hooks and the sleep.
+        """
+        request = send
         while True:
             if request is not None:
                 try:
@@ -312,7 +319,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._record_request()
         if policy._prepares_requests:
             call = RetryCall(self._env, policy, request, started=self._clock())
-            return await self._aretry(call, call.first_request(), first=True)
+            return await self._aretry(call, send=call.first_request())
         try:
             response = await self._asend(request)
         except self._transport_error as exc:
@@ -324,11 +331,15 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         return await self._aretry(RetryCall(self._env, policy, request, started=None), None, error)
 
     async def _aretry(
-        self, call: RetryCall, outcome: Any, error: BaseException | None = None, first: bool = False
+        self,
+        call: RetryCall,
+        response: ResponseT | None = None,
+        error: BaseException | None = None,
+        *,
+        send: RequestT | None = None,
     ) -> ResponseT:
         """`_retry` for async transports; sleeps with anyio (asyncio and trio)."""
-        request = outcome if first else None
-        response: ResponseT | None = None if first else outcome
+        request = send
         while True:
             if request is not None:
                 try:
