@@ -1,7 +1,12 @@
 """The httpx2 flavour: the same names, built on httpx2's classes.
 
 ```python
-import httpx2
+try:
+    import httpx2
+except ImportError as exc:  # pragma: no cover - the test environment has httpx2
+    raise ImportError(
+        "httpx_retrying.httpx2 needs the httpx2 package: pip install 'httpx-retrying[httpx2]'"
+    ) from exc
 from httpx_retrying.httpx2 import RetryTransport, RetryPolicy
 
 client = httpx2.Client(transport=RetryTransport(httpx2.HTTPTransport()))
