@@ -15,10 +15,11 @@ tenacity is imported only when strategies are combined with `+`, so that
 
 from __future__ import annotations
 
-import math
 import random as _random
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from ._validate import finite_number
 
 __all__ = [
     "backoff_decorrelated_jitter",
@@ -35,16 +36,6 @@ class _AttemptState(Protocol):
     attempt_number: int
 
 
-def _check_seconds(name: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
-        expected = "a finite number > 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return seconds
-
-
 class _CappedExponential:
     """Shared shape: `expo(n) = min(cap, initial * 2**(n - 1))` for failed attempt n."""
 
@@ -57,8 +48,8 @@ class _CappedExponential:
         *,
         random: Callable[[], float] | None = None,
     ) -> None:
-        self.initial = _check_seconds("initial", initial, positive=True)
-        self.cap = _check_seconds("cap", cap, positive=True)
+        self.initial = finite_number("initial", initial, inclusive=False)
+        self.cap = finite_number("cap", cap, inclusive=False)
         if self.cap < self.initial:
             raise ValueError(f"cap must be >= initial, got cap={cap!r} < initial={initial!r}")
         self._random = random if random is not None else _random.random

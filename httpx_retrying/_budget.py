@@ -16,22 +16,13 @@ balance that folding them one by one (each capped) would.
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
 from collections.abc import Callable
 
+from ._validate import finite_number
+
 __all__ = ["RetryBudget"]
-
-
-def _check(name: str, value: object, *, low: float, allow_low: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"RetryBudget {name} must be a number, got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or number < low or (number == low and not allow_low):
-        bound = f">= {low:g}" if allow_low else f"> {low:g}"
-        raise ValueError(f"RetryBudget {name} must be a finite number {bound}, got {value!r}")
-    return number
 
 
 class RetryBudget:
@@ -61,9 +52,9 @@ class RetryBudget:
         capacity: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ratio = _check("ratio", ratio, low=0.0, allow_low=True)
-        self.per_second = _check("per_second", per_second, low=0.0, allow_low=True)
-        self.capacity = _check("capacity", capacity, low=1.0, allow_low=True)
+        self.ratio = finite_number("RetryBudget ratio", ratio)
+        self.per_second = finite_number("RetryBudget per_second", per_second)
+        self.capacity = finite_number("RetryBudget capacity", capacity, minimum=1.0)
         self._clock = clock
         self._lock = threading.Lock()
         self._counter = itertools.count()

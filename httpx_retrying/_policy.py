@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Callable, Collection
 from typing import Any
 
 from ._backoff import backoff_full_jitter
+from ._validate import finite_number
 
 __all__ = ["DEFAULT_BACKOFF", "DEFAULT_METHODS", "DEFAULT_STATUSES", "RetryPolicy"]
 
@@ -20,16 +20,6 @@ DEFAULT_STATUSES = frozenset({408, 429, 502, 503, 504})
 DEFAULT_BACKOFF = backoff_full_jitter(initial=0.5, cap=8.0)
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 token: methods, header names
-
-
-def _seconds(name: str, value: object, *, allow_zero: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"RetryPolicy {name} must be a number of seconds, got {value!r}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"RetryPolicy {name} must be a finite number {bound}, got {value!r}")
-    return seconds
 
 
 def _collection(name: str, value: object) -> Collection[Any]:
@@ -114,7 +104,11 @@ class RetryPolicy:
                 f"(a callable taking a RetryCallState), got {self.backoff!r}"
             )
         if self.deadline is not None:
-            set_(self, "deadline", _seconds("deadline", self.deadline, allow_zero=False))
+            set_(
+                self,
+                "deadline",
+                finite_number("RetryPolicy deadline", self.deadline, inclusive=False),
+            )
         if not isinstance(self.respect_retry_after, bool):
             raise TypeError(
                 f"RetryPolicy respect_retry_after must be a bool, got {self.respect_retry_after!r}"
@@ -122,12 +116,12 @@ class RetryPolicy:
         set_(
             self,
             "max_retry_after",
-            _seconds("max_retry_after", self.max_retry_after, allow_zero=True),
+            finite_number("RetryPolicy max_retry_after", self.max_retry_after),
         )
         set_(
             self,
             "retry_after_spread",
-            _seconds("retry_after_spread", self.retry_after_spread, allow_zero=True),
+            finite_number("RetryPolicy retry_after_spread", self.retry_after_spread),
         )
         if self.attempt_header is not None and (
             not isinstance(self.attempt_header, str)

@@ -178,7 +178,6 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             wall_clock=wall_clock,
             random=random,
         )
-        self._clock = clock
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._transport_error = flavour.transport_error
@@ -265,7 +264,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         policy = self._policy if choice is None else self._policy_for(choice)
         self._record_request()
         if policy._prepares_requests:
-            call = RetryCall(self._env, policy, request, started=self._clock())
+            call = RetryCall(self._env, policy, request, started=self._env.clock())
             return self._retry(call, send=call.first_request())
         try:
             response = self._send(request)
@@ -318,7 +317,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         policy = self._policy if choice is None else self._policy_for(choice)
         self._record_request()
         if policy._prepares_requests:
-            call = RetryCall(self._env, policy, request, started=self._clock())
+            call = RetryCall(self._env, policy, request, started=self._env.clock())
             return await self._aretry(call, send=call.first_request())
         try:
             response = await self._asend(request)

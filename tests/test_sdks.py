@@ -49,32 +49,42 @@ NOTE = "httpx_retrying: gave up after 3 attempt(s)"
 # -- building clients ---------------------------------------------------------
 
 
-def sync_http_client(kind: str, policy: httpx_retrying.RetryPolicy = FAST) -> Any:
-    """An HTTP client of `kind` whose transport is the matching RetryTransport."""
-    if kind == "httpx.Client":
-        return httpx.Client(
-            transport=httpx_retrying.RetryTransport(httpx.HTTPTransport(), policy=policy)
-        )
-    transport = httpx_retrying.httpx2.RetryTransport(httpx2.HTTPTransport(), policy=policy)
-    factory = {
-        "httpx2.Client": httpx2.Client,
-        "openai.DefaultHttpxClient": openai.DefaultHttpxClient,
-        "anthropic.DefaultHttpxClient": anthropic.DefaultHttpxClient,
-    }[kind]
-    return factory(transport=transport)
+# kind -> (client class, RetryTransport flavour, inner transport class)
+CLIENTS: dict[str, tuple[Any, Any, Any]] = {
+    "httpx.Client": (httpx.Client, httpx_retrying.RetryTransport, httpx.HTTPTransport),
+    "httpx.AsyncClient": (
+        httpx.AsyncClient,
+        httpx_retrying.RetryTransport,
+        httpx.AsyncHTTPTransport,
+    ),
+    "httpx2.Client": (httpx2.Client, httpx_retrying.httpx2.RetryTransport, httpx2.HTTPTransport),
+    "httpx2.AsyncClient": (
+        httpx2.AsyncClient,
+        httpx_retrying.httpx2.RetryTransport,
+        httpx2.AsyncHTTPTransport,
+    ),
+    "openai.DefaultHttpxClient": (
+        openai.DefaultHttpxClient,
+        httpx_retrying.httpx2.RetryTransport,
+        httpx2.HTTPTransport,
+    ),
+    "anthropic.DefaultHttpxClient": (
+        anthropic.DefaultHttpxClient,
+        httpx_retrying.httpx2.RetryTransport,
+        httpx2.HTTPTransport,
+    ),
+    "anthropic.DefaultAsyncHttpxClient": (
+        anthropic.DefaultAsyncHttpxClient,
+        httpx_retrying.httpx2.RetryTransport,
+        httpx2.AsyncHTTPTransport,
+    ),
+}
 
 
-def async_http_client(kind: str, policy: httpx_retrying.RetryPolicy = FAST) -> Any:
-    if kind == "httpx.AsyncClient":
-        return httpx.AsyncClient(
-            transport=httpx_retrying.RetryTransport(httpx.AsyncHTTPTransport(), policy=policy)
-        )
-    transport = httpx_retrying.httpx2.RetryTransport(httpx2.AsyncHTTPTransport(), policy=policy)
-    factory = {
-        "httpx2.AsyncClient": httpx2.AsyncClient,
-        "anthropic.DefaultAsyncHttpxClient": anthropic.DefaultAsyncHttpxClient,
-    }[kind]
-    return factory(transport=transport)
+def make_http_client(kind: str, policy: httpx_retrying.RetryPolicy = FAST) -> Any:
+    """An HTTP client of `kind` (sync or async) whose transport is the matching RetryTransport."""
+    client, retry_transport, inner = CLIENTS[kind]
+    return client(transport=retry_transport(inner(), policy=policy))
 
 
 OPENAI_KINDS = ("httpx.Client", "httpx2.Client", "openai.DefaultHttpxClient")
@@ -97,7 +107,7 @@ def sdk_client(
     timeout: float = 5.0,
 ) -> Iterator[Any]:
     """An `openai.OpenAI` or `anthropic.Anthropic` on `base`; closing it closes the HTTP client."""
-    http_client = sync_http_client(kind, policy)
+    http_client = make_http_client(kind, policy)
     if sdk is openai:
         client: Any = openai.OpenAI(
             api_key=KEY,
@@ -351,7 +361,7 @@ def test_async_sdks(sdk: Any, kind: str, backend: str, server: FaultServer) -> N
     server.script("/v1/models", *busy(503, 2), json_ok(models_body(sdk)))
     server.script("/v1/models", *busy(429, 3))
     server.script("/v1/models", *["silent"] * 3)
-    http_client = async_http_client(kind)
+    http_client = make_http_client(kind)
 
     async def main() -> None:
         if sdk is openai:
