@@ -78,16 +78,22 @@ class RetryBudget:
         self._last_refill = max(now, self._last_refill)
         self._balance = min(self.capacity, self._balance + earned)
 
-    def try_acquire(self) -> bool:
-        """Withdraw one token for a retry; `False` means the retry is refused."""
+    #: What a retry after a timeout costs (the transport passes it to `try_acquire`).
+    timeout_cost = 1.0
+
+    def try_acquire(self, cost: float = 1.0) -> bool:
+        """Withdraw `cost` tokens for a retry; `False` means the retry is refused."""
         with self._lock:
             self._fold()
-            if self._balance >= 1.0:
-                self._balance -= 1.0
+            if self._balance >= cost:
+                self._balance -= cost
                 self._allowed += 1
                 return True
             self._refused += 1
             return False
+
+    def record_retry_outcome(self, succeeded: bool, cost: float = 1.0) -> None:
+        """How a retry this budget paid for ended (this bucket does not use it)."""
 
     @property
     def balance(self) -> float:

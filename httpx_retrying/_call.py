@@ -1,43 +1,49 @@
 """The decision core: one logical request's retries, with no I/O of its own.
 
-A `RetryCall` exists only once a first attempt has failed (or when the policy
-must prepare the first attempt, e.g. for a deadline); a first-try success
-never builds one. The sync and async loops in `_transport` feed it outcomes
-and do what it says. Clock, wall clock and randomness come from `Environment`,
-so every decision can be replayed in tests without sockets or sleeping.
+A `RetryCall` is built once a first attempt needs a second look (a failure, a
+body to preload or resume, or a policy that prepares requests); a first-try
+success on an in-memory response never builds one. The loops in `_transport`
+and the resuming streams in `_resume` feed it outcomes and do what it returns:
+`decide` gives a `Retry` (wait this long, then send `next_request()`) or None
+(give up: `finish` returns the response or raises the error with its story).
+Clock, wall clock and randomness come from `Environment`, so every decision
+can be replayed in tests without sockets or sleeping.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import ssl
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _testing
+from ._backoff import _CappedExponential
+from ._body import release_seconds
 from ._budget import RetryBudget
-from ._events import RetryEvent, RetryHook, dispatch, logger, redacted_url
+from ._classify import Sent, classify
+from ._events import RetryEvent, RetryHook, logger, redacted_url
 from ._flavour import Flavour
 from ._policy import RetryPolicy
+from ._ranges import Splice, content_length, media_type, splice_for
 from ._retry_after import requested_delay, wait_with_retry_after
 
-__all__ = ["DRAIN_LIMIT", "Environment", "RetryCall"]
+__all__ = ["Environment", "Retry", "RetryCall"]
 
 _R = TypeVar("_R")
 
-#: A discarded response with at most this many body bytes is read before it is
-#: closed, so its connection goes back to the pool for keep-alive; a larger one
-#: is closed unread (its connection is dropped, its pool slot freed).
-DRAIN_LIMIT = 64 * 1024
-
 # The headers retry decisions read. Collected in one pass: each `headers.get`
 # scans every header, and a retry would otherwise make four such scans.
-_HINTS = frozenset({"x-should-retry", "retry-after-ms", "retry-after", "content-length"})
+_HINTS = frozenset({"x-should-retry", "retry-after-ms", "retry-after"})
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
-#: The least time an attempt is given once the deadline is (nearly) spent: a 0 s
-#: timeout would make a sync socket non-blocking (spurious EAGAIN ReadErrors).
+#: The least time an attempt is given: a 0 s timeout would make a sync socket
+#: non-blocking (spurious EAGAIN ReadErrors).
 _MIN_ATTEMPT_TIMEOUT = 0.001
+#: An attempt is only worth sending with at least this share of the deadline left
+#: (at most `_MIN_ATTEMPT_SECONDS`): a retry that would start later is not started.
+_MIN_ATTEMPT_SHARE = 0.05
+_MIN_ATTEMPT_SECONDS = 0.05
+_NOTE_PREFIX = "httpx_retrying: gave up"
 
 
 class Environment:
@@ -63,10 +69,20 @@ class Environment:
         self.random = random
 
 
+class Retry:
+    """The decision to retry: sleep `delay` seconds, then send `RetryCall.next_request()`."""
+
+    __slots__ = ("delay", "event")
+
+    def __init__(self, delay: float, event: RetryEvent[Any, Any]) -> None:
+        self.delay = delay
+        self.event = event  # what the hooks, the log and the history are told
+
+
 _state_class: Any = None
 
 
-def _new_state() -> Any:
+def _new_state(start_time: float) -> Any:
     """A tenacity `RetryCallState` that builds its outcome `Future` only when read.
 
     Strategies get the real class (and every attribute tenacity documents), but
@@ -100,13 +116,15 @@ def _new_state() -> Any:
                 self._staged = None
                 self._future = value
 
-            def stage(self, response: Any, error: BaseException | None) -> None:
+            def stage(self, response: Any, error: BaseException | None, now: float) -> None:
                 self._staged = (response, error)
                 self._future = None
-                self.outcome_timestamp = time.monotonic()
+                self.outcome_timestamp = now
 
         _state_class = LazyOutcomeState
-    return _state_class(None, None, (), {})
+    state = _state_class(None, None, (), {})
+    state.start_time = start_time
+    return state
 
 
 def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
@@ -118,35 +136,60 @@ def _is_idempotent(policy: RetryPolicy, request: Any) -> bool:
     )
 
 
-def _certificate_failure(error: BaseException) -> bool:
-    """A ConnectError caused by a failed certificate check will fail the same way again."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
+def retries_bodies(policy: RetryPolicy, request: Any, flavour: Flavour) -> bool:
+    """Whether a body that breaks may be read again: an idempotent, replayable request."""
+    return (
+        policy.attempts > 1
+        and isinstance(request.stream, flavour.byte_stream)
+        and _is_idempotent(policy, request)
+    )
+
+
+def preload_length(
+    policy: RetryPolicy, request: Any, response: Any, flavour: Flavour
+) -> int | None:
+    """The body length to read inside the transport, or None to leave the body streaming."""
+    if isinstance(response.stream, flavour.byte_stream):
+        return None  # already in memory: nothing can break
+    headers = response.headers
+    length = content_length(headers.get("content-length"))
+    if (
+        length is None
+        or length > policy.preload_limit
+        or media_type(headers.get("content-type")) == "text/event-stream"
+        or not retries_bodies(policy, request, flavour)
+    ):
+        return None
+    return length
+
+
+def _without_our_note(error: BaseException) -> None:
+    notes = getattr(error, "__notes__", None)
+    if notes:
+        notes[:] = [note for note in notes if not note.startswith(_NOTE_PREFIX)]
 
 
 class RetryCall:
-    """Retry bookkeeping for one logical request: attempts, history, deadline."""
+    """Retry bookkeeping for one logical request: attempts, history, deadline, budget."""
 
     __slots__ = (
         "_base_timeouts",
         "_hints",
+        "_paid",
+        "_published",
         "_state",
         "attempt",
-        "drain",
         "env",
         "history",
         "policy",
+        "progress_mark",
         "request",
+        "resume_error",
+        "resume_headers",
+        "retry_was_wanted",
         "sent",
         "started",
         "stop_reason",
-        "wanted_retry",
     )
 
     def __init__(
@@ -156,50 +199,78 @@ class RetryCall:
         self.policy = policy
         self.request = request  # the caller's request
         self.sent = request  # the request as sent for the current attempt
-        self.started = started  # None unless the deadline needs it
+        self.started = started  # None unless the deadline or a foreign backoff needs it
         self.attempt = 1
-        self.history: list[RetryEvent] = []
+        self.progress_mark = 0  # attempts up to here delivered body bytes (resume)
+        self.history: list[RetryEvent[Any, Any]] = []
         self.stop_reason = ""
-        self.wanted_retry = False  # a retry was due but refused (budget, deadline, ...)
-        self.drain = True  # read the discarded response's body before closing it?
+        self.retry_was_wanted = False  # a retry was due but refused (budget, deadline, ...)
+        self.resume_headers: dict[str, str] | None = None  # set while resuming a body
+        self.resume_error: BaseException | None = None  # the break being resumed
         self._hints: dict[str, str] = {}
+        self._paid: float | None = None  # the budget cost of the retry in flight
+        self._published: dict[str, Any] | None = None  # the extensions the caller holds
         self._state: Any = None  # tenacity.RetryCallState, built on the first backoff
         self._base_timeouts: dict[str, float | None] | None = None
 
     # -- deciding -----------------------------------------------------------
 
-    def _retryable(self, response: Any, error: BaseException | None) -> str | None:
+    def _verdict(self, response: Any, error: BaseException | None) -> bool | None:
+        predicate = self.policy.should_retry
+        if predicate is None:
+            return None
+        verdict = predicate(response, error if isinstance(error, Exception) else None)
+        if verdict is not None and not isinstance(verdict, bool):
+            raise TypeError(f"should_retry must return True, False or None, got {verdict!r}")
+        return verdict
+
+    def _retryable(
+        self, response: Any, error: BaseException | None, detail: str, consult: bool
+    ) -> str | None:
         """Why this outcome deserves another attempt, or None (recording why not)."""
         policy, flavour, request = self.policy, self.env.flavour, self.sent
+        verdict = self._verdict(response, error) if consult else None
         if error is not None:
-            name = type(error).__name__
-            if isinstance(error, flavour.never_sent):
-                if _certificate_failure(error):
-                    self.stop_reason = f"{name}: certificate verification failed"
-                    return None
-                return name
-            if not isinstance(error, flavour.maybe_sent):
-                self.stop_reason = f"{name} is never retried"
+            name = type(error).__name__ + detail
+            kind = classify(error, flavour)
+            if kind is Sent.CLIENT_SIDE:
+                self.stop_reason = (
+                    f"{name}: certificate verification failed"
+                    if isinstance(error, flavour.never_sent)
+                    else f"{name} is never retried"
+                )
                 return None
-            server_vouches = False
-            reason = name
+            if verdict is False:
+                self.stop_reason = f"{name}, and should_retry said no"
+                return None
+            if kind is Sent.NEVER:
+                return name
+            vouched = verdict is True or kind is Sent.NOT_PROCESSED
+            reason = f"{name} (not processed)" if kind is Sent.NOT_PROCESSED else name
         else:
             status = response.status_code
             hints = self._hints = {
                 name: value for name, value in response.headers.multi_items() if name in _HINTS
             }
-            length = hints.get("content-length")
-            self.drain = length is None or (length.isdigit() and int(length) <= DRAIN_LIMIT)
             hint = hints.get("x-should-retry", "").strip().lower()
             if hint == "false":
                 self.stop_reason = f"status {status} with x-should-retry: false"
                 return None
+            if verdict is False:
+                self.stop_reason = f"status {status}, and should_retry said no"
+                return None
             server_vouches = hint == "true"
-            if status not in policy.statuses and not (server_vouches and status >= 400):
-                self.stop_reason = f"status {status} is not retried"
+            vouched = server_vouches or verdict is True
+            if (
+                status not in policy.statuses
+                and not (server_vouches and status >= 400)
+                and verdict is not True
+            ):
+                # A success (below 400) is no reason to stop: nothing to tell.
+                self.stop_reason = f"status {status} is not retried" if status >= 400 else ""
                 return None
             reason = f"status {status}"
-        if not (server_vouches or _is_idempotent(policy, request)):
+        if not (vouched or _is_idempotent(policy, request)):
             self.stop_reason = f"{reason} on {request.method}, which is not idempotent"
             return None
         if not isinstance(request.stream, flavour.byte_stream):
@@ -210,37 +281,58 @@ class RetryCall:
     def _backoff(self, error: BaseException | None, response: Any) -> float:
         state = self._state
         if state is None:
-            state = self._state = _new_state()
+            started = self.started
+            state = self._state = _new_state(self.env.clock() if started is None else started)
         state.attempt_number = self.attempt
-        state.stage(response, error)
+        state.stage(response, error, self.env.clock())
         return float(self.policy.backoff(state))
 
-    def next_delay(self, response: Any, error: BaseException | None) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up now."""
-        if error is None and response.status_code < self.policy._status_floor:
-            return None  # a success (or a status nobody retries)
-        reason = self._retryable(response, error)
+    def _settle_budget(self, succeeded: bool) -> None:
+        """Tell the budget how the retry it paid for ended (retries only, never first attempts)."""
+        paid = self._paid
+        if paid is not None and self.env.budget is not None:
+            self._paid = None
+            self.env.budget.record_retry_outcome(succeeded, paid)
+
+    def _server_delay(self, response: Any) -> float | None:
+        return requested_delay(self._hints.get, self.env.wall_clock())
+
+    def decide(self, response: Any, error: BaseException | None, detail: str = "") -> Retry | None:
+        """What to do after this attempt: `Retry(delay)`, or None to give up (see `finish`).
+
+        `detail` says where a body broke (`" at byte 65536"`), for the reason.
+        """
+        policy, env = self.policy, self.env
+        cap = _testing.current()[1]
+        limit = policy.attempts if cap is None else min(policy.attempts, cap)
+        attempts_left = self.attempt - self.progress_mark < limit
+        reason = self._retryable(response, error, detail, consult=attempts_left)
+        self._settle_budget(error is None and reason is None)
         if reason is None:
             return None
-        policy = self.policy
-        if self.attempt >= policy.attempts:
-            self.stop_reason = f"{reason}; all {policy.attempts} attempts used"
+        if self.resume_error is not None:
+            reason += ", resumed"
+        if not attempts_left:
+            self.stop_reason = f"{reason}; all {limit} attempts used"
+            self.retry_was_wanted = True
             return None
-        self.wanted_retry = True
+        self.retry_was_wanted = True
 
         delay = self._backoff(error, response)
         if math.isnan(delay) or delay == math.inf:
             self.stop_reason = f"{reason}; the backoff returned {delay!r} s"
             return None
         delay = max(0.0, delay)
+        if not isinstance(policy.backoff, _CappedExponential):
+            delay = min(delay, policy.max_retry_after)  # the package's own are capped already
         if response is not None and policy.respect_retry_after:
-            asked = requested_delay(self._hints.get, self.env.wall_clock())
+            asked = self._server_delay(response)
             if asked is not None:
                 combined = wait_with_retry_after(
                     delay,
                     asked,
                     spread=policy.retry_after_spread,
-                    uniform=self.env.random(),
+                    uniform=env.random(),
                     max_retry_after=policy.max_retry_after,
                 )
                 if combined is None:
@@ -251,31 +343,41 @@ class RetryCall:
                     return None
                 delay = combined
 
-        if policy.deadline is not None and self.started is not None:
-            elapsed = self.env.clock() - self.started
-            if elapsed + delay >= policy.deadline:
+        deadline = policy.deadline
+        if deadline is not None and self.started is not None:
+            elapsed = env.clock() - self.started
+            releasing = 0.0 if response is None else release_seconds(response, env.flavour)
+            least = min(_MIN_ATTEMPT_SECONDS, _MIN_ATTEMPT_SHARE * deadline)
+            if elapsed + releasing + delay + least >= deadline:
                 self.stop_reason = (
-                    f"{reason}; waiting {delay:.3f} s would pass the {policy.deadline:g} s deadline"
+                    f"{reason}; waiting {delay:.3f} s would leave too little "
+                    f"of the {deadline:g} s deadline"
                 )
                 return None
-        budget = self.env.budget
-        if budget is not None and not budget.try_acquire():
-            self.stop_reason = f"{reason}; the retry budget is spent"
-            return None
-        self._record(reason, delay, response, error)
-        return delay
-
-    def _record(
-        self, reason: str, delay: float, response: Any, error: BaseException | None
-    ) -> None:
+        budget = env.budget
+        if budget is not None:
+            timed_out = isinstance(error, env.flavour.timeout) and not isinstance(
+                error, env.flavour.never_sent
+            )
+            cost = budget.timeout_cost if timed_out else 1.0
+            if not budget.try_acquire(cost):
+                self.stop_reason = f"{reason}; the retry budget is spent"
+                return None
+            self._paid = cost
         state = self._state
         state.idle_for += delay
         state.upcoming_sleep = delay
-        self.history.append(RetryEvent(self.attempt, delay, reason, self.sent, response, error))
+        event: RetryEvent[Any, Any] = RetryEvent(
+            self.attempt, delay, reason, self.sent, response, error
+        )
+        self.history.append(event)
+        self._publish()
+        return Retry(delay, event)
 
-    def announce(self) -> None:
-        """Tell the world about the retry just decided; call after releasing its response."""
-        dispatch(self.history[-1], self.env.hooks, self.policy.attempts)
+    def _publish(self) -> None:
+        """Show the history on the response the caller already holds (a resuming body)."""
+        if self._published is not None:
+            self._published["retry_history"] = tuple(self.history)
 
     # -- preparing attempts -------------------------------------------------
 
@@ -288,26 +390,39 @@ class RetryCall:
             import uuid  # rare: only for policies that add keys
 
             request.headers["Idempotency-Key"] = str(uuid.uuid4())
-        self.sent = self._prepared(request)
+        self.sent = self._prepared(request, self.policy.deadline)
         return self.sent
 
-    def next_request(self) -> Any:
-        """The request for the next attempt (call after sleeping)."""
+    def next_request(self) -> Any | None:
+        """The next attempt's request (call after sleeping); None once the deadline is spent."""
+        deadline = self.policy.deadline
+        left = None
+        if deadline is not None and self.started is not None:
+            left = deadline - (self.env.clock() - self.started)
+            if left <= 0:
+                self.stop_reason = (
+                    f"the {deadline:g} s deadline passed before attempt {self.attempt + 1}"
+                )
+                return None
         self.attempt += 1
-        self.sent = self._prepared(self.request)
+        self.sent = self._prepared(self.request, left)
         return self.sent
 
-    def _prepared(self, request: Any) -> Any:
+    def _prepared(self, request: Any, left: float | None) -> Any:
         policy = self.policy
-        if policy.attempt_header is None and policy.deadline is None:
+        resume_headers = self.resume_headers
+        if policy.attempt_header is None and left is None and resume_headers is None:
             return request
         headers = request.headers
-        if policy.attempt_header is not None:
+        if policy.attempt_header is not None or resume_headers is not None:
             headers = headers.copy()
-            headers[policy.attempt_header] = str(self.attempt)
+            if policy.attempt_header is not None:
+                headers[policy.attempt_header] = str(self.attempt)
+            if resume_headers is not None:
+                headers.update(resume_headers)
         extensions = request.extensions
-        if policy.deadline is not None and self.started is not None:
-            left = max(_MIN_ATTEMPT_TIMEOUT, policy.deadline - (self.env.clock() - self.started))
+        if left is not None:
+            left = max(_MIN_ATTEMPT_TIMEOUT, left)
             if self._base_timeouts is None:
                 given = extensions.get("timeout") or {}
                 self._base_timeouts = {key: given.get(key) for key in _TIMEOUT_KEYS}
@@ -325,26 +440,68 @@ class RetryCall:
             extensions=extensions,
         )
 
+    # -- reading bodies -----------------------------------------------------
+
+    def retry_candidate(self, response: Any) -> bool:
+        """A response the rules may retry: decided on before its body is read (none is needed)."""
+        return self.policy.should_retry is None and response.status_code in self.policy.statuses
+
+    def preload_length(self, response: Any) -> int | None:
+        """The body to read inside the transport for this attempt's response, if any."""
+        if self.resume_error is not None:
+            return None  # a continuation is spliced as it streams
+        return preload_length(self.policy, self.sent, response, self.env.flavour)
+
+    def splice(self, response: Any) -> Splice | None:
+        """How to resume this final response's body if it breaks, or None if it cannot be."""
+        policy, request = self.policy, self.sent
+        if (
+            not policy.resume
+            or request.method != "GET"
+            or isinstance(response.stream, self.env.flavour.byte_stream)
+            or not retries_bodies(policy, request, self.env.flavour)
+        ):
+            return None
+        splice = splice_for(request.headers, response.status_code, response.headers)
+        if splice is not None:
+            self._published = response.extensions
+        return splice
+
+    def begin_resume(self, splice: Splice, error: BaseException, progressed: bool) -> str:
+        """Enter resume mode after a break; the detail for the reason (where it broke)."""
+        if progressed:
+            self.progress_mark = self.attempt  # a try that brought bytes used no attempt
+        self.resume_error = error
+        self.resume_headers = splice.continuation_headers()
+        return f" at byte {splice.position}"
+
+    def cannot_resume(self, why: str) -> BaseException:
+        """The break's own error, with the story, for a continuation we may not splice."""
+        self.stop_reason = f"cannot resume: {why}"
+        error = self.resume_error
+        assert error is not None
+        return self._told(error)
+
     # -- giving up or finishing ---------------------------------------------
 
-    def finish(self, response: _R | None, error: BaseException | None) -> _R:
-        """Return the final response or raise the final error, telling what happened."""
+    def _told(self, error: BaseException) -> BaseException:
         history = self.history
-        told = bool(history) or self.wanted_retry
-        if history and error is None:
-            extensions: Any = getattr(response, "extensions", None)
-            if isinstance(extensions, dict):
-                extensions["retry_history"] = tuple(history)
-        if told and error is not None:
+        if history or self.retry_was_wanted:
             steps = "".join(
                 f"attempt {event.attempt}: {event.reason}, retried after {event.delay:.3f} s; "
                 for event in history
             )
+            _without_our_note(error)
             error.add_note(
-                f"httpx_retrying: gave up after {self.attempt} attempt(s) ({steps}"
+                f"{_NOTE_PREFIX} after {self.attempt} attempt(s) ({steps}"
                 f"attempt {self.attempt}: {self.stop_reason or type(error).__name__})"
             )
-        if told and self.stop_reason and logger.isEnabledFor(logging.INFO):
+            self._log()
+        self._publish()
+        return error
+
+    def _log(self) -> None:
+        if self.stop_reason and logger.isEnabledFor(logging.INFO):
             logger.info(
                 "Giving up on %s %s after %d attempt(s): %s",
                 self.request.method,
@@ -352,7 +509,22 @@ class RetryCall:
                 self.attempt,
                 self.stop_reason,
             )
+
+    def finish(self, response: _R | None, error: BaseException | None) -> _R:
+        """Return the final response or raise the final error, telling what happened.
+
+        While resuming, a final error raises the break itself (the caller was
+        reading that body), and a final response goes back to the resuming
+        stream, which checks that it continues the body.
+        """
         if error is not None:
-            raise error
+            raise self._told(self.resume_error or error)
         assert response is not None
+        if self.resume_error is None:
+            if self.history:
+                extensions: Any = getattr(response, "extensions", None)
+                if isinstance(extensions, dict):
+                    extensions["retry_history"] = tuple(self.history)
+            if self.retry_was_wanted:
+                self._log()
         return response

@@ -4,42 +4,58 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-__all__ = ["RetryEvent", "RetryHook", "dispatch", "logger", "normalize_hooks", "redacted_url"]
+__all__ = [
+    "RetryEvent",
+    "RetryHook",
+    "adispatch",
+    "dispatch",
+    "is_async_hook",
+    "logger",
+    "normalize_hooks",
+    "redacted_url",
+]
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 logger = logging.getLogger("httpx_retrying")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class RetryEvent:
+class RetryEvent(Generic[RequestT, ResponseT]):
     """One retry about to happen: attempt `attempt` failed and `delay` seconds will pass.
 
     `request` is the request as sent for that attempt; `response` (already
-    released: headers readable, body gone) or `exception` says how it failed;
-    `reason` says it in words (`"status 503"`, `"ConnectError"`).
+    released: headers readable; a small body stays readable, a larger one is
+    gone) or `exception` says how it failed; `reason` says it in words
+    (`"status 503"`, `"ConnectError"`, `"RemoteProtocolError at byte 65536, resumed"`).
+    Typed `RetryEvent[httpx.Request, httpx.Response]` (or httpx2's classes).
     """
 
     attempt: int
     delay: float
     reason: str
-    request: Any
-    response: Any | None
+    request: RequestT
+    response: ResponseT | None
     exception: BaseException | None
 
     def __repr__(self) -> str:
         # The request's own repr shows userinfo and query; show the URL as the log line does.
-        request = f"<{type(self.request).__name__}({self.request.method!r}, "
-        request += f"{redacted_url(self.request.url)!r})>"
+        sent: Any = self.request
+        request = f"<{type(sent).__name__}({sent.method!r}, {redacted_url(sent.url)!r})>"
         return (
             f"RetryEvent(attempt={self.attempt!r}, delay={self.delay!r}, reason={self.reason!r}, "
             f"request={request}, response={self.response!r}, exception={self.exception!r})"
         )
 
 
-RetryHook = Callable[[RetryEvent], object]
+#: A hook: called with each `RetryEvent`; an `async def` hook is awaited (async clients only).
+RetryHook = Callable[[RetryEvent[Any, Any]], object]
 
 
 def normalize_hooks(on_retry: RetryHook | Sequence[RetryHook] | None) -> tuple[RetryHook, ...]:
@@ -51,6 +67,13 @@ def normalize_hooks(on_retry: RetryHook | Sequence[RetryHook] | None) -> tuple[R
         if not callable(hook):
             raise TypeError(f"on_retry must be a callable or a sequence of callables, got {hook!r}")
     return hooks
+
+
+def is_async_hook(hook: RetryHook) -> bool:
+    """An `async def` function, or an object whose `__call__` is one."""
+    return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004 - the method itself, not callable()
+    )
 
 
 def redacted_url(url: Any) -> str:
@@ -77,14 +100,9 @@ def _current_span() -> Any:
     return _opentelemetry_trace.get_current_span()
 
 
-def dispatch(event: RetryEvent, hooks: tuple[RetryHook, ...], attempts: int) -> None:
-    """Log the retry, record it on the current span, and run the user's hooks.
-
-    A hook that raises is logged with its traceback and does not stop the
-    retry: observability must not change what happens to traffic. (Its
-    response was released before the hooks run, so nothing leaks either way.)
-    """
-    request = event.request
+def _record(event: RetryEvent[Any, Any], attempts: int) -> None:
+    """The log line and the span event: the same for every hook and both modes."""
+    request: Any = event.request
     if logger.isEnabledFor(logging.INFO):
         logger.info(
             "Retrying %s %s in %.3f s: attempt %d of %d failed with %s",
@@ -105,8 +123,44 @@ def dispatch(event: RetryEvent, hooks: tuple[RetryHook, ...], attempts: int) -> 
                 "httpx_retrying.reason": event.reason,
             },
         )
+
+
+def _hook_failed(hook: RetryHook) -> None:
+    logger.exception("on_retry hook %r raised; the retry goes on", hook)
+
+
+def dispatch(event: RetryEvent[Any, Any], hooks: tuple[RetryHook, ...], attempts: int) -> None:
+    """Log the retry, record it on the current span, and run the user's hooks.
+
+    A hook that raises is logged with its traceback and does not stop the
+    retry: observability must not change what happens to traffic. (Its
+    response was released before the hooks run, so nothing leaks either way.)
+    Async hooks are refused before a sync request is sent; one that still
+    returns an awaitable here is closed unawaited and logged.
+    """
+    _record(event, attempts)
     for hook in hooks:
         try:
-            hook(event)
+            result = hook(event)
         except Exception:
-            logger.exception("on_retry hook %r raised; the retry goes on", hook)
+            _hook_failed(hook)
+            continue
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            logger.error("on_retry hook %r returned an awaitable in a sync client", hook)
+
+
+async def adispatch(
+    event: RetryEvent[Any, Any], hooks: tuple[RetryHook, ...], attempts: int
+) -> None:
+    """`dispatch` for async clients: a hook's awaitable result is awaited."""
+    _record(event, attempts)
+    for hook in hooks:
+        try:
+            result = hook(event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            _hook_failed(hook)

@@ -23,9 +23,12 @@ class Flavour:
         "maybe_sent",
         "name",
         "never_sent",
+        "remote_protocol_error",
         "request",
+        "response",
         "sync_base",
         "sync_default",
+        "timeout",
         "transport_error",
     )
 
@@ -37,8 +40,11 @@ class Flavour:
         self.sync_default: type[Any] = module.HTTPTransport
         self.async_default: type[Any] = module.AsyncHTTPTransport
         self.request: type[Any] = module.Request
+        self.response: type[Any] = module.Response
         self.byte_stream: type[Any] = module.ByteStream
         self.transport_error: type[Exception] = module.TransportError
+        self.remote_protocol_error: type[Exception] = module.RemoteProtocolError
+        self.timeout: type[Exception] = module.TimeoutException
         #: Nothing was sent: safe to resend for any method and any body.
         self.never_sent: tuple[type[Exception], ...] = (
             module.ConnectError,
@@ -46,10 +52,11 @@ class Flavour:
             module.PoolTimeout,
         )
         #: The request may have reached the server: resend only if idempotent and replayable.
+        #: Bare and unknown subclasses count too (mock, cache and wrapper transports raise them).
+        #: Everything else (`LocalProtocolError`, `UnsupportedProtocol`, `ProxyError`) is never
+        #: retried: it fails the same way again.
         self.maybe_sent: tuple[type[Exception], ...] = (
-            module.ReadTimeout,
-            module.ReadError,
-            module.WriteTimeout,
-            module.WriteError,
+            module.TimeoutException,
+            module.NetworkError,
             module.RemoteProtocolError,
         )

@@ -15,15 +15,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+from . import _testing
+from ._backoff import _CappedExponential
+from ._body import aread_body, arelease, read_body, release
 from ._budget import RetryBudget
-from ._call import DRAIN_LIMIT, Environment, RetryCall
-from ._events import RetryHook, normalize_hooks
+from ._call import Environment, Retry, RetryCall
+from ._events import RetryHook, adispatch, dispatch, is_async_hook, normalize_hooks
 from ._flavour import Flavour
-from ._policy import RetryPolicy
+from ._policy import RetryPolicy, policy_with
+from ._ranges import Splice
+from ._resume import AsyncResumingStream, ResumingStream
 
-__all__ = ["DRAIN_LIMIT", "DRAIN_SECONDS", "RetryTransportBase"]
-
-_NO_RETRY = RetryPolicy(attempts=1)
+__all__ = ["RetryTransportBase"]
 
 
 class _Default:
@@ -32,71 +35,54 @@ class _Default:
 
 
 _DEFAULT: Any = _Default()
+#: Per-request policies remembered per transport (a cache, not a registry: cleared when full).
+_PLAN_CACHE_SIZE = 256
 
 
-#: A discarded body is read for at most this long: a server trickling its error
-#: body cannot hold the retry back (a stalled one costs at most one read timeout).
-DRAIN_SECONDS = 0.1
+class _Plan:
+    """What the transport does for requests under one policy, worked out once per policy.
+
+    * `floor`: responses below this status are returned without another look
+      (one comparison on the success path); 400 and up may carry
+      `x-should-retry`; with a predicate every response is looked at; with one
+      attempt none is.
+    * `reads_bodies`: a response body from the network may be preloaded or resumed.
+    * `prepares`: the first attempt needs a `RetryCall` (deadline, attempt
+      header, idempotency key).
+    * `reads_clock`: a backoff that is not the package's own may read the time
+      since the first attempt, so that start is read before it.
+    """
+
+    __slots__ = ("floor", "policy", "prepares", "reads_bodies", "reads_clock")
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        retries = policy.attempts > 1
+        self.policy = policy
+        if not retries:
+            self.floor = 1000
+        elif policy.should_retry is not None:
+            self.floor = 0
+        else:
+            self.floor = min([400, *policy.statuses])
+        self.reads_bodies = retries and (policy.preload_limit > 0 or policy.resume)
+        self.prepares = (
+            policy.deadline is not None
+            or policy.attempt_header is not None
+            or policy.idempotency_key
+        )
+        self.reads_clock = not isinstance(policy.backoff, _CappedExponential)
 
 
-def _release(response: Any, flavour: Flavour, drain: bool) -> None:
-    """Give a response we will not return back to the pool, keeping small ones alive."""
-    if drain and isinstance(response.stream, flavour.byte_stream):
-        response.close()  # already in memory: no connection to keep
-        return
-    transport_error = flavour.transport_error
-    chunks = iter(response.stream) if drain else None
-    try:
-        received = 0
-        give_up_at = time.monotonic() + DRAIN_SECONDS
-        for chunk in chunks or ():
-            received += len(chunk)
-            if received > DRAIN_LIMIT or time.monotonic() > give_up_at:
-                break
-    except transport_error:
-        pass  # a broken connection: close() below discards it
-    finally:
-        try:
-            close = getattr(chunks, "close", None)  # a generator left mid-way
-            if close is not None:
-                close()
-        finally:
-            response.close()
+_NO_RETRY = _Plan(RetryPolicy(attempts=1))
 
 
-async def _arelease(response: Any, flavour: Flavour, drain: bool) -> None:
-    """`_release` for async responses; the close runs even if we are cancelled."""
-    if drain and isinstance(response.stream, flavour.byte_stream):
-        # Already in memory (MockTransport, caches): nothing can stall or leak.
-        await response.aclose()
-        return
-    transport_error = flavour.transport_error
-    chunks = aiter(response.stream) if drain else None
-    try:
-        if chunks is not None:
-            import anyio
-
-            # Stopped by cancelling, not by `break`: the cancellation is raised inside
-            # httpcore's nested body generators at their next read and unwinds them; a
-            # `break` leaves them to the garbage collector (trio warns). A stream that
-            # never awaits (in memory) is cut at 4 x the limit.
-            with anyio.move_on_after(DRAIN_SECONDS) as scope:
-                received = 0
-                async for chunk in chunks:
-                    received += len(chunk)
-                    if received > DRAIN_LIMIT:
-                        scope.cancel()
-                    if received > 4 * DRAIN_LIMIT:
-                        break
-    except transport_error:
-        pass
-    finally:
-        try:
-            aclose = getattr(chunks, "aclose", None)  # an async generator left mid-way
-            if aclose is not None:
-                await aclose()
-        finally:
-            await response.aclose()
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an override's value (sets and lists included), for the cache key."""
+    if isinstance(value, (set, frozenset)):
+        return type(value), frozenset(value)
+    if isinstance(value, (list, tuple)):
+        return type(value), tuple(_frozen(item) for item in value)
+    return type(value), value
 
 
 if TYPE_CHECKING:
@@ -108,6 +94,8 @@ if TYPE_CHECKING:
     class _ResponseLike(Protocol):
         @property
         def status_code(self) -> int: ...
+        @property
+        def stream(self) -> object: ...
 
 
 SyncT = TypeVar("SyncT")
@@ -161,11 +149,16 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                     else ""
                 )
             )
+        hooks = normalize_hooks(on_retry)
+        if is_sync and not is_async:
+            self._refuse_async_hooks(hooks)
         inner: Any = transport
         self._transport = transport
         self._sync: Any = inner if is_sync else None
         self._async: Any = inner if is_async else None
         self._policy = policy
+        self._plan = _Plan(policy)
+        self._plans: dict[Any, _Plan] = {}  # per-request policies and overrides
         self._budget = budget
         self._record_request: Callable[[], object] = (
             budget.record_request if budget is not None else itertools.count().__next__
@@ -173,7 +166,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._env = Environment(
             flavour=flavour,
             budget=budget,
-            hooks=normalize_hooks(on_retry),
+            hooks=hooks,
             clock=clock,
             wall_clock=wall_clock,
             random=random,
@@ -181,6 +174,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._transport_error = flavour.transport_error
+        self._in_memory = flavour.byte_stream
         self._lock = threading.Lock()
         self._closed_sync = False
         self._closed_async = False
@@ -201,10 +195,20 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__module__}.RetryTransport({self._transport!r}, policy={self._policy!r})"
+            f"{type(self).__module__}.{type(self).__qualname__}"
+            f"({self._transport!r}, policy={self._policy!r})"
         )
 
     # -- choosing the inner transport ---------------------------------------
+
+    @staticmethod
+    def _refuse_async_hooks(hooks: tuple[RetryHook, ...]) -> None:
+        for hook in hooks:
+            if is_async_hook(hook):
+                raise TypeError(
+                    f"on_retry hook {hook!r} is async: only an async client can await it; "
+                    "pass a plain function for sync clients"
+                )
 
     def _wrong_mode(self, mode: str) -> TypeError:
         name = self._flavour.name
@@ -231,6 +235,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             )
         if self._transport is not None and (self._sync if mode == "sync" else self._async) is None:
             raise self._wrong_mode(mode)
+        if mode == "sync":
+            self._refuse_async_hooks(self._env.hooks)
 
     def _first_sync_send(self, request: RequestT) -> ResponseT:
         self._check_first(request, "sync")
@@ -248,122 +254,246 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             self._asend = self._async.handle_async_request
         return await self._asend(request)
 
-    def _policy_for(self, choice: object) -> RetryPolicy:
-        if isinstance(choice, RetryPolicy):
-            return choice
+    # -- choosing the policy --------------------------------------------------
+
+    def _plan_for(self, choice: object) -> _Plan:
+        """The plan for `extensions["retry"]`: a policy, True, False, or a dict of fields."""
+        if choice is True:
+            return self._plan
         if choice is False:
             return _NO_RETRY
-        if choice is True:
-            return self._policy
-        raise TypeError(f'extensions["retry"] must be a RetryPolicy, True or False, got {choice!r}')
+        if isinstance(choice, RetryPolicy):
+            key: Any = id(choice)  # the plan keeps the policy alive, so the id stays its own
+        elif isinstance(choice, Mapping):
+            try:
+                key = tuple((name, _frozen(choice[name])) for name in sorted(choice))
+                hash(key)
+            except TypeError:  # an unhashable value, or a non-string field name
+                return _Plan(policy_with(self._policy, choice))
+        else:
+            raise TypeError(
+                'extensions["retry"] must be a RetryPolicy, True, False or a dict of '
+                f"RetryPolicy fields, got {choice!r}"
+            )
+        plan = self._plans.get(key)
+        if plan is None:
+            policy = (
+                choice if isinstance(choice, RetryPolicy) else policy_with(self._policy, choice)
+            )
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            plan = self._plans[key] = _Plan(policy)
+        return plan
+
+    def _call(self, plan: _Plan, request: RequestT, started: float | None) -> RetryCall:
+        return RetryCall(self._env, plan.policy, request, started=started)
+
+    @staticmethod
+    def _decided(
+        call: RetryCall, response: Any, error: BaseException | None, detail: str
+    ) -> Retry | None:
+        try:
+            return call.decide(response, error, detail)
+        except BaseException:  # a backoff or a predicate that raised: free the connection
+            if response is not None:
+                response.close()
+            raise
+
+    @staticmethod
+    async def _adecided(
+        call: RetryCall, response: Any, error: BaseException | None, detail: str
+    ) -> Retry | None:
+        try:
+            return call.decide(response, error, detail)
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            raise
+
+    def _pause(self) -> bool:
+        """Whether to really sleep (the testing mode computes delays but never waits)."""
+        return not _testing.current()[0]
 
     # -- sync -----------------------------------------------------------------
 
     def handle_request(self, request: RequestT) -> ResponseT:
         choice = request.extensions.get("retry")
-        policy = self._policy if choice is None else self._policy_for(choice)
+        plan = self._plan if choice is None else self._plan_for(choice)
         self._record_request()
-        if policy._prepares_requests:
-            call = RetryCall(self._env, policy, request, started=self._env.clock())
-            return self._retry(call, send=call.first_request())
+        if plan.prepares:
+            call = self._call(plan, request, self._env.clock())
+            return self._retry(call, *self._attempt(call.first_request()))
+        started = self._env.clock() if plan.reads_clock else None
         try:
             response = self._send(request)
         except self._transport_error as exc:
-            error = exc
-        else:
-            if response.status_code < policy._status_floor:
-                return response
-            return self._retry(RetryCall(self._env, policy, request, started=None), response)
-        return self._retry(RetryCall(self._env, policy, request, started=None), None, error)
+            return self._retry(self._call(plan, request, started), None, exc)
+        if response.status_code < plan.floor and (
+            not plan.reads_bodies or isinstance(response.stream, self._in_memory)
+        ):
+            return response
+        return self._retry(self._call(plan, request, started), response, None)
+
+    def _attempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
+        try:
+            return self._send(request), None
+        except self._transport_error as exc:
+            return None, exc
 
     def _retry(
         self,
         call: RetryCall,
-        response: ResponseT | None = None,
-        error: BaseException | None = None,
-        *,
-        send: RequestT | None = None,
+        response: ResponseT | None,
+        error: Exception | None,
+        detail: str = "",
     ) -> ResponseT:
-        """The slow path, from a failed first attempt (or a prepared one still to `send`).
+        """From an attempt's outcome to the final one: read, decide, release, wait, resend.
 
-        Each failure's response is released before the hooks and the sleep.
+        `detail` says where the body broke, when the outcome is a resumed body's break.
         """
-        request = send
         while True:
-            if request is not None:
-                try:
-                    response, error = self._send(request), None
-                except self._transport_error as exc:
-                    response, error = None, exc
-            try:
-                delay = call.next_delay(response, error)
-            except BaseException:  # e.g. a user backoff that raised: free the connection
-                if response is not None:
-                    _release(response, self._flavour, call.drain)
-                raise
-            if delay is None:
-                return call.finish(response, error)
+            if response is not None and not call.retry_candidate(response):
+                response, error, detail = self._preloaded(call, response, error, detail)
+            retry = self._decided(call, response, error, detail)
+            if retry is None and response is not None and call.preload_length(response):
+                # A retry candidate given up on is returned: it is read like any other.
+                response, error, detail = self._preloaded(call, response, error, detail)
+                if error is not None:
+                    retry = self._decided(call, response, error, detail)
+            if retry is None:
+                return self._finish(call, response, error)
             if response is not None:
-                _release(response, self._flavour, call.drain)
-            call.announce()
-            if delay > 0:
-                self._sleep(delay)
+                release(response, call.sent, self._flavour)
+            dispatch(retry.event, self._env.hooks, call.policy.attempts)
+            if retry.delay > 0 and self._pause():
+                self._sleep(retry.delay)
             request = call.next_request()
+            if request is None:
+                return call.finish(response, error)
+            (response, error), detail = self._attempt(request), ""
+
+    def _preloaded(
+        self, call: RetryCall, response: ResponseT, error: Exception | None, detail: str
+    ) -> tuple[ResponseT | None, Exception | None, str]:
+        """The outcome once a body that should be preloaded is read: the response, or its break."""
+        length = call.preload_length(response)
+        if length is None:
+            return response, error, detail
+        body_error, received = read_body(response, length, self._flavour)
+        if body_error is None:
+            return response, error, detail
+        return None, body_error, f" at body byte {received} of {length}"
+
+    def _finish(
+        self, call: RetryCall, response: ResponseT | None, error: Exception | None
+    ) -> ResponseT:
+        final = call.finish(response, error)
+        if call.resume_error is None and (splice := call.splice(final)) is not None:
+            final_any: Any = final
+            final_any.stream = ResumingStream(self, call, splice, final_any.stream)
+        return final
+
+    def _resume(self, call: RetryCall, splice: Splice, error: Exception, progressed: bool) -> Any:
+        """A continuation of a broken body (called by `ResumingStream`), or the break raised."""
+        detail = call.begin_resume(splice, error, progressed)
+        response: Any = self._retry(call, None, error, detail)
+        why = splice.accept(response.headers, response.status_code)
+        if why is not None:
+            response.close()
+            raise call.cannot_resume(why)
+        return response
 
     # -- async ----------------------------------------------------------------
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:
         choice = request.extensions.get("retry")
-        policy = self._policy if choice is None else self._policy_for(choice)
+        plan = self._plan if choice is None else self._plan_for(choice)
         self._record_request()
-        if policy._prepares_requests:
-            call = RetryCall(self._env, policy, request, started=self._env.clock())
-            return await self._aretry(call, send=call.first_request())
+        if plan.prepares:
+            call = self._call(plan, request, self._env.clock())
+            return await self._aretry(call, *await self._aattempt(call.first_request()))
+        started = self._env.clock() if plan.reads_clock else None
         try:
             response = await self._asend(request)
         except self._transport_error as exc:
-            error = exc
-        else:
-            if response.status_code < policy._status_floor:
-                return response
-            return await self._aretry(RetryCall(self._env, policy, request, started=None), response)
-        return await self._aretry(RetryCall(self._env, policy, request, started=None), None, error)
+            return await self._aretry(self._call(plan, request, started), None, exc)
+        if response.status_code < plan.floor and (
+            not plan.reads_bodies or isinstance(response.stream, self._in_memory)
+        ):
+            return response
+        return await self._aretry(self._call(plan, request, started), response, None)
+
+    async def _aattempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
+        try:
+            return await self._asend(request), None
+        except self._transport_error as exc:
+            return None, exc
 
     async def _aretry(
         self,
         call: RetryCall,
-        response: ResponseT | None = None,
-        error: BaseException | None = None,
-        *,
-        send: RequestT | None = None,
+        response: ResponseT | None,
+        error: Exception | None,
+        detail: str = "",
     ) -> ResponseT:
         """`_retry` for async transports; sleeps with anyio (asyncio and trio)."""
-        request = send
         while True:
-            if request is not None:
-                try:
-                    response, error = await self._asend(request), None
-                except self._transport_error as exc:
-                    response, error = None, exc
-            try:
-                delay = call.next_delay(response, error)
-            except BaseException:
-                if response is not None:
-                    await _arelease(response, self._flavour, call.drain)
-                raise
-            if delay is None:
-                return call.finish(response, error)
+            if response is not None and not call.retry_candidate(response):
+                response, error, detail = await self._apreloaded(call, response, error, detail)
+            retry = await self._adecided(call, response, error, detail)
+            if retry is None and response is not None and call.preload_length(response):
+                response, error, detail = await self._apreloaded(call, response, error, detail)
+                if error is not None:
+                    retry = await self._adecided(call, response, error, detail)
+            if retry is None:
+                return self._afinish(call, response, error)
             if response is not None:
-                await _arelease(response, self._flavour, call.drain)
-            call.announce()
-            if delay > 0:
+                await arelease(response, call.sent, self._flavour)
+            await adispatch(retry.event, self._env.hooks, call.policy.attempts)
+            if retry.delay > 0 and self._pause():
                 sleep = self._async_sleep
                 if sleep is None:
                     import anyio
 
                     sleep = self._async_sleep = anyio.sleep
-                await sleep(delay)
+                await sleep(retry.delay)
             request = call.next_request()
+            if request is None:
+                return call.finish(response, error)
+            (response, error), detail = await self._aattempt(request), ""
+
+    async def _apreloaded(
+        self, call: RetryCall, response: ResponseT, error: Exception | None, detail: str
+    ) -> tuple[ResponseT | None, Exception | None, str]:
+        """`_preloaded` for async responses."""
+        length = call.preload_length(response)
+        if length is None:
+            return response, error, detail
+        body_error, received = await aread_body(response, length, self._flavour)
+        if body_error is None:
+            return response, error, detail
+        return None, body_error, f" at body byte {received} of {length}"
+
+    def _afinish(
+        self, call: RetryCall, response: ResponseT | None, error: Exception | None
+    ) -> ResponseT:
+        final = call.finish(response, error)
+        if call.resume_error is None and (splice := call.splice(final)) is not None:
+            final_any: Any = final
+            final_any.stream = AsyncResumingStream(self, call, splice, final_any.stream)
+        return final
+
+    async def _aresume(
+        self, call: RetryCall, splice: Splice, error: Exception, progressed: bool
+    ) -> Any:
+        """`_resume` for async transports."""
+        detail = call.begin_resume(splice, error, progressed)
+        response: Any = await self._aretry(call, None, error, detail)
+        why = splice.accept(response.headers, response.status_code)
+        if why is not None:
+            await response.aclose()
+            raise call.cannot_resume(why)
+        return response
 
     # -- lifecycle ------------------------------------------------------------
 

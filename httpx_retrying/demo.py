@@ -92,7 +92,7 @@ def _outcome(send: Callable[[], httpx.Response]) -> tuple[str, bool, float]:
 def main() -> None:
     server, seen = _start_server()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    events: list[RetryEvent] = []
+    events: list[RetryEvent[httpx.Request, httpx.Response]] = []
     policy = RetryPolicy(attempts=3, backoff=backoff_full_jitter(initial=0.2, cap=2.0))
     timeout = httpx.Timeout(5.0, read=0.5)
     plain = httpx.Client(timeout=timeout)

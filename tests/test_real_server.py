@@ -239,15 +239,18 @@ def test_stale_keep_alive_race_with_real_timing() -> None:
     assert [getattr(o, "status_code", o) for o in outcomes] == [200] * 30
 
 
-def test_truncated_response_body_is_the_callers_error(
+def test_truncated_response_body_is_retried_only_when_safe(
     harness: Harness, server: FaultServer
 ) -> None:
-    """A body that breaks after the transport returned is raised by the client, not retried."""
-    server.script("/t", "truncated_body", ok())
+    """A small body that breaks is read inside the transport: a GET is retried, a POST is not."""
+    server.script("/t", "truncated_body", ok(b"whole"), "truncated_body", ok())
     transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
-    (outcome,) = harness.send_all(transport, [("GET", f"{server.url}/t", {})])
-    assert isinstance(outcome, harness.lib.RemoteProtocolError)
-    assert server.count("/t") == 1
+    got, posted = harness.send_all(
+        transport, [("GET", f"{server.url}/t", {}), ("POST", f"{server.url}/t", {})]
+    )
+    assert got.content == b"whole"
+    assert isinstance(posted, harness.lib.RemoteProtocolError)
+    assert server.count("/t") == 3
 
 
 def test_connect_errors_exhaust_with_the_real_exception(harness: Harness) -> None:
