@@ -22,6 +22,7 @@ from ._budget import RetryBudget
 from ._events import RetryEvent
 from ._httpx import RetryTransport
 from ._policy import RetryPolicy
+from ._testing import set_testing, testing
 
 __all__ = [
     "RetryBudget",
@@ -32,6 +33,8 @@ __all__ = [
     "backoff_equal_jitter",
     "backoff_full_jitter",
     "backoff_no_jitter",
+    "set_testing",
+    "testing",
 ]
 
 # Show the public path in reprs and docs (`httpx_retrying.RetryPolicy`), as httpx does.

@@ -60,3 +60,7 @@ def testing(*, attempts: int | None = None) -> Iterator[None]:  # noqa: PT028 - 
         yield
     finally:
         _swap(previous)
+
+
+# Not a test, though its name says so: pytest collects `test*` names it finds in a test module.
+testing.__test__ = False  # type: ignore[attr-defined]

@@ -1,12 +1,7 @@
 """The httpx2 flavour: the same names, built on httpx2's classes.
 
 ```python
-try:
-    import httpx2
-except ImportError as exc:  # pragma: no cover - the test environment has httpx2
-    raise ImportError(
-        "httpx_retrying.httpx2 needs the httpx2 package: pip install 'httpx-retrying[httpx2]'"
-    ) from exc
+import httpx2
 from httpx_retrying.httpx2 import RetryTransport, RetryPolicy
 
 client = httpx2.Client(transport=RetryTransport(httpx2.HTTPTransport()))
@@ -19,15 +14,38 @@ reject httpx objects (anthropic 2.x) accept it. Requires the `httpx2` extra.
 
 from __future__ import annotations
 
-import httpx2
+try:
+    import httpx2
+except ImportError as exc:
+    raise ImportError(
+        "httpx_retrying.httpx2 needs the httpx2 package: pip install 'httpx-retrying[httpx2]'"
+    ) from exc
 
+from ._backoff import (
+    backoff_decorrelated_jitter,
+    backoff_equal_jitter,
+    backoff_full_jitter,
+    backoff_no_jitter,
+)
 from ._budget import RetryBudget
 from ._events import RetryEvent
 from ._flavour import Flavour
 from ._policy import RetryPolicy
+from ._testing import set_testing, testing
 from ._transport import RetryTransportBase
 
-__all__ = ["RetryBudget", "RetryEvent", "RetryPolicy", "RetryTransport"]
+__all__ = [
+    "RetryBudget",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryTransport",
+    "backoff_decorrelated_jitter",
+    "backoff_equal_jitter",
+    "backoff_full_jitter",
+    "backoff_no_jitter",
+    "set_testing",
+    "testing",
+]
 
 
 class RetryTransport(

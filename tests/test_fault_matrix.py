@@ -214,7 +214,9 @@ def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body
     assert [_named(o) for o in [*warm, follow]] == [200] * len(warm) + [200]  # nothing leaked
     history = getattr(outcome, "extensions", {}).get("retry_history", ())
     # A body that broke while preloaded says where: "ReadTimeout at body byte 0 of 10".
-    first = history[0].reason.partition(" at body byte ")[0] if history else _reason(_named(outcome))
+    first = (
+        history[0].reason.partition(" at body byte ")[0] if history else _reason(_named(outcome))
+    )
     assert first in {_reason(expected) for expected in scenario.first}
     retried = scenario.retry == "safe" and (safe or first in NEVER_SENT)
     if retried:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,40 +15,7 @@ import tenacity
 
 from httpx_retrying import RetryBudget, RetryEvent, RetryPolicy
 from tests.conftest import FakeClock, Harness
-
-FAST = RetryPolicy(backoff=tenacity.wait_fixed(0.25))
-
-
-class Script:
-    """A MockTransport handler answering from a list; records what it saw."""
-
-    def __init__(self, lib: Any, *answers: Any) -> None:
-        self.lib = lib
-        self.answers = list(answers)
-        self.seen: list[Any] = []
-
-    def __call__(self, request: Any) -> Any:
-        self.seen.append(request)
-        answer = self.answers.pop(0) if self.answers else 200
-        if isinstance(answer, BaseException):
-            raise answer
-        if isinstance(answer, int):
-            return self.lib.Response(answer, content=b"body")
-        return answer
-
-
-def make(harness: Harness, handler: Callable[[Any], Any], **kwargs: Any) -> tuple[Any, list[float]]:
-    """A RetryTransport over MockTransport whose sleeps are recorded, not slept."""
-    sleeps: list[float] = []
-
-    async def async_sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-
-    kwargs.setdefault("policy", FAST)
-    transport = harness.RetryTransport(
-        harness.lib.MockTransport(handler), sleep=sleeps.append, async_sleep=async_sleep, **kwargs
-    )
-    return transport, sleeps
+from tests.mocks import FAST, Script, clocked, make
 
 
 def test_first_try_success_is_returned_untouched(harness: Harness) -> None:
@@ -266,17 +232,6 @@ def test_retry_after_ignored_when_not_respected(harness: Harness) -> None:
     transport, sleeps = make(harness, script, policy=policy)
     assert harness.send(transport, "GET", "http://test/").status_code == 200
     assert sleeps == [0.25]
-
-
-def clocked(harness: Harness, script: Script, policy: RetryPolicy, clock: FakeClock) -> Any:
-    """A RetryTransport whose monotonic time moves only by its own sleeps."""
-    return harness.RetryTransport(
-        harness.lib.MockTransport(script),
-        policy=policy,
-        clock=clock,
-        sleep=clock.sleep,
-        async_sleep=clock.async_sleep,
-    )
 
 
 def test_deadline_stops_before_a_sleep_that_would_pass_it(harness: Harness) -> None:
