@@ -165,7 +165,7 @@ def refused_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _reset(sock: socket.socket) -> None:
+def reset_connection(sock: socket.socket) -> None:
     """Close with an RST instead of a FIN."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -401,7 +401,7 @@ class FaultServer:
                 with self._lock:
                     self._sockets.discard(sock)
                 if fault == "reset_before_read":
-                    _reset(sock)
+                    reset_connection(sock)
                 else:  # close_before_read
                     sock.close()
                 continue
@@ -499,7 +499,7 @@ class FaultServer:
         if reply.cut_after is not None:
             wait_until_delivered(sock, self._stop)
             if reply.reset:
-                _reset(sock)
+                reset_connection(sock)
             return False
         if reply.stall_after is not None:
             wait_for_hang_up(sock, self._stop, SILENCE_LIMIT)
@@ -549,7 +549,7 @@ class FaultServer:
         if fault == "close_after_read":
             sock.close()
         elif fault == "reset_after_read":
-            _reset(sock)
+            reset_connection(sock)
         elif fault == "silent":
             self._stop.wait(SILENCE_LIMIT)
         elif fault == "partial_headers":
@@ -571,7 +571,7 @@ class FaultServer:
             # which is never read (so never processed).
             sock.sendall(_OK_BYTES)
             if reader.wait_readable(self.keepalive_timeout):
-                _reset(sock)
+                reset_connection(sock)
         else:  # pragma: no cover - a typo in a test
             raise AssertionError(f"unknown fault {fault!r}")
 
