@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import select
 import socket
-import threading
 import time
 from collections import Counter, defaultdict, deque
 from typing import Any
@@ -32,6 +31,7 @@ import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
 
+from tests.listener import ThreadedServer, tally
 from tests.servers import Reply, ok, wait_until_delivered
 
 __all__ = ["GoAway", "H2Server", "Reset", "goaway", "refuse"]
@@ -67,23 +67,13 @@ def goaway(last_stream_id: int = 0) -> GoAway:
 Action = Reply | Reset | GoAway
 
 
-class H2Server:
+class H2Server(ThreadedServer):
     """See the module docstring. Counts: `processed(...)`, `refused`, `connections`."""
 
     def __init__(self) -> None:
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._lock = threading.Lock()
+        super().__init__()
         self._scripts: dict[str, deque[Action]] = defaultdict(deque)
         self._processed: Counter[tuple[str, str]] = Counter()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: set[socket.socket] = set()
-        self.connections = 0
         self.refused = 0  # streams answered with a signal that says "not processed"
 
     def script(self, path: str, *actions: Action) -> None:
@@ -93,62 +83,16 @@ class H2Server:
     def processed(self, method: str | None = None, path: str | None = None) -> int:
         """Requests read to the end of their body (refused or GOAWAYed ones never are)."""
         with self._lock:
-            return sum(
-                number
-                for (seen_method, seen_path), number in self._processed.items()
-                if (method is None or seen_method == method) and (path is None or seen_path == path)
-            )
-
-    def __enter__(self) -> H2Server:
-        thread = threading.Thread(target=self._accept_loop, name="h2-server", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            for sock in list(self._sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout=5)
-        self._listener.close()
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # pragma: no cover - listener closed
-                return
-            with self._lock:
-                self.connections += 1
-                self._sockets.add(sock)
-                self._threads = [thread for thread in self._threads if thread.is_alive()]
-                thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
-                self._threads.append(thread)
-            thread.start()
+            return tally(self._processed, method, path)
 
     def _next_action(self, path: str) -> Action:
         with self._lock:
             script = self._scripts.get(path)
             return script.popleft() if script else ok()
 
-    def _serve(self, sock: socket.socket) -> None:
-        try:
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             _Connection(self, sock).run()
-        except (OSError, h2.exceptions.ProtocolError):
-            return
-        finally:
-            with self._lock:
-                self._sockets.discard(sock)
-            sock.close()
 
 
 @dataclasses.dataclass
@@ -199,7 +143,7 @@ class _Connection:
 
     def handle(self, event: Any) -> None:
         if isinstance(event, h2.events.RequestReceived):
-            headers = dict(event.headers)
+            headers: dict[Any, Any] = dict(event.headers)  # str: header_encoding is set
             method, path = str(headers[":method"]), str(headers[":path"]).split("?", 1)[0]
             action = self.server._next_action(path)
             if isinstance(action, GoAway):
@@ -211,11 +155,9 @@ class _Connection:
                 self.h2.reset_stream(event.stream_id, action.error_code)
             else:
                 self.streams[event.stream_id] = _Stream(method, path, action)
-                if event.stream_ended is not None:
-                    self.processed(event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
             self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.StreamEnded):
+        elif isinstance(event, h2.events.StreamEnded):  # also sent for a body-less request
             if event.stream_id in self.streams:
                 self.processed(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):

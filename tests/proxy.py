@@ -1,4 +1,4 @@
-"""A TCP proxy on 127.0.0.1 that cuts connections on purpose, for servers this project did not write.
+"""A TCP proxy on 127.0.0.1 that cuts connections on purpose, in front of servers we did not write.
 
     with CuttingProxy(upstream_url) as proxy:
         proxy.cut_next(after_body_bytes=65536)  # the next connection dies mid-body
@@ -15,14 +15,13 @@ response; `after_bytes` counts every byte (any protocol, HTTP/2 included).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import select
 import socket
-import threading
 from collections import deque
 from urllib.parse import urlsplit
 
+from tests.listener import ThreadedServer
 from tests.servers import reset_connection, wait_until_delivered
 
 __all__ = ["Cut", "CuttingProxy"]
@@ -63,25 +62,17 @@ class _ResponseLimit:
         return self.limit is not None and self.passed >= self.limit
 
 
-class CuttingProxy:
+class CuttingProxy(ThreadedServer):
     """See the module docstring. `delivered` lists the response bytes each connection passed."""
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
-        assert parts.hostname is not None and parts.port is not None, upstream
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"upstream needs a host and a port: {upstream!r}")
+        super().__init__()
         self.upstream = (parts.hostname, parts.port)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._lock = threading.Lock()
         self._cuts: deque[Cut] = deque()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: set[socket.socket] = set()
-        self.connections = 0
+        self._plans: dict[int, Cut | None] = {}  # connection number -> its cut
         self.delivered: list[int] = []
 
     def cut_next(
@@ -92,70 +83,27 @@ class CuttingProxy:
         reset: bool = False,
     ) -> None:
         """Cut the next connection not yet scheduled: give exactly one of the two counts."""
-        assert (after_bytes is None) != (after_body_bytes is None), "give one count"
         after = after_bytes if after_bytes is not None else after_body_bytes
-        assert after is not None and after >= 0, after
+        if (after_bytes is None) == (after_body_bytes is None) or after is None or after < 0:
+            raise ValueError("give exactly one count, >= 0: after_bytes or after_body_bytes")
         with self._lock:
             self._cuts.append(Cut(after, from_body=after_body_bytes is not None, reset=reset))
 
-    def __enter__(self) -> CuttingProxy:
-        thread = threading.Thread(target=self._accept_loop, name="cutting-proxy", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _accepted(self, sock: socket.socket, number: int) -> bool:
         with self._lock:
-            for sock in list(self._sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout=5)
-        self._listener.close()
+            self._plans[number] = self._cuts.popleft() if self._cuts else None
+            self.delivered.append(0)
+        return True
 
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        with self._lock:
+            cut = self._plans.pop(number)
+        with socket.create_connection(self.upstream, timeout=5) as upstream:
+            self.track(upstream)
             try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # pragma: no cover - listener closed
-                return
-            with self._lock:
-                self.connections += 1
-                index = len(self.delivered)
-                self.delivered.append(0)
-                cut = self._cuts.popleft() if self._cuts else None
-                self._sockets.add(client)
-                self._threads = [thread for thread in self._threads if thread.is_alive()]
-                thread = threading.Thread(
-                    target=self._forward, args=(client, index, cut), daemon=True
-                )
-                self._threads.append(thread)
-            thread.start()
-
-    def _forward(self, client: socket.socket, index: int, cut: Cut | None) -> None:
-        upstream: socket.socket | None = None
-        try:
-            upstream = socket.create_connection(self.upstream, timeout=5)
-            with self._lock:
-                self._sockets.add(upstream)
-            self._pump(client, upstream, index, _ResponseLimit(cut))
-        except OSError:
-            return
-        finally:
-            with self._lock:
-                self._sockets.discard(client)
-                if upstream is not None:
-                    self._sockets.discard(upstream)
-            if upstream is not None:
-                upstream.close()
-            client.close()
+                self._pump(sock, upstream, number - 1, _ResponseLimit(cut))
+            finally:
+                self.untrack(upstream)
 
     def _pump(
         self, client: socket.socket, upstream: socket.socket, index: int, limit: _ResponseLimit

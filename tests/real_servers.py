@@ -9,8 +9,7 @@
   (status, headers, body, delay, drip, chunked, cut/stall), counting what it processed.
 * `h2_abandoned_bodies_stall(...)`: the HTTP/2 flow-control stall, reproduced.
 
-Every server stops by itself when its `with` block ends. Pytest fixtures
-(`static_file_url`, `hypercorn`) are at the bottom, for `pytest_plugins`.
+Every server stops by itself when its `with` block ends.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.servers import Reply, ok
 
@@ -38,6 +36,7 @@ __all__ = [
     "ScriptedApp",
     "h2_abandoned_bodies_stall",
     "h2_client",
+    "static_body",
     "static_file",
     "uvicorn_server",
 ]
@@ -109,9 +108,7 @@ def static_files_app(directory: Path, *, gzip_minimum_size: int | None = None) -
         if gzip_minimum_size is not None
         else []
     )
-    return Starlette(
-        routes=[Mount("/", StaticFiles(directory=directory))], middleware=middleware
-    )
+    return Starlette(routes=[Mount("/", StaticFiles(directory=directory))], middleware=middleware)
 
 
 @contextlib.contextmanager
@@ -207,7 +204,11 @@ class ScriptedApp:
             if reply.drip:
                 await asyncio.sleep(reply.drip)
             await send(
-                {"type": "http.response.body", "body": bytes(body[start : start + step]), "more_body": True}
+                {
+                    "type": "http.response.body",
+                    "body": bytes(body[start : start + step]),
+                    "more_body": True,
+                }
             )
         if reply.cut_after is not None:
             raise ConnectionAbortedError(f"scripted cut after {reply.cut_after} body bytes")
@@ -258,6 +259,7 @@ class HypercornServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shutdown: asyncio.Event | None = None
         self._ready = threading.Event()
+        self.errors: list[Exception] = []  # what made hypercorn's serve() itself fail
 
     def start(self) -> None:
         assert self._thread is None, "already running"
@@ -286,12 +288,16 @@ class HypercornServer:
         self._loop.set_exception_handler(_quiet_about_cancelled_connections)
         self._shutdown = asyncio.Event()
         self._ready.set()
-        await serve(self.app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+        try:
+            await serve(self.app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+        except Exception as exc:  # kept for the test to look at, not lost in a thread
+            self.errors.append(exc)
 
     def stop(self) -> None:
         if self._thread is None:
             return
-        assert self._loop is not None and self._shutdown is not None
+        assert self._loop is not None
+        assert self._shutdown is not None
         with contextlib.suppress(RuntimeError):  # the loop already ended
             self._loop.call_soon_threadsafe(self._shutdown.set)
         self._thread.join(timeout=self.graceful_timeout + 10)
@@ -326,20 +332,27 @@ def h2_client(**options: Any) -> httpx.Client:
 
 
 def h2_abandoned_bodies_stall(
-    client: httpx.Client, busy_url: str, ok_url: str, *, rounds: int = 40
+    client: httpx.Client,
+    busy_url: str,
+    ok_url: str,
+    *,
+    rounds: int = 40,
+    read_bodies: bool = False,
 ) -> list[int]:
     """The rounds (1-based) whose 200 hit ReadTimeout after abandoning 503 bodies unread.
 
-    Each round streams a GET of `busy_url` (a large 503), closes it without reading,
-    then GETs `ok_url` and reads it. httpcore neither resets an abandoned HTTP/2
-    stream nor acknowledges its data, so every abandoned body eats the connection's
-    flow-control window until a later response cannot be sent at all. A client
-    that read its 503s would never stall. Give `client` a short read timeout.
+    Each round streams a GET of `busy_url` (a large 503), closes it without reading
+    (`read_bodies=True`: reads it), then GETs `ok_url` and reads it. httpcore neither
+    resets an abandoned HTTP/2 stream nor acknowledges its data, so every abandoned
+    body eats the connection's flow-control window until a later response cannot be
+    sent at all. Give `client` a short read timeout.
     """
     stalled: list[int] = []
     for round_number in range(1, rounds + 1):
         with client.stream("GET", busy_url) as response:
             assert response.status_code == 503, response.status_code
+            if read_bodies:
+                response.read()
         try:
             client.get(ok_url).raise_for_status()
         except httpx.ReadTimeout:
@@ -352,24 +365,6 @@ def gzip_bytes(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-# -- pytest fixtures ----------------------------------------------------------
-
-
-@pytest.fixture
-def static_file_url() -> Iterator[str]:
-    """A 1 MiB file of known bytes (`static_body()`) served by Starlette/uvicorn: its URL."""
-    with static_file(static_body()) as url:
-        yield url
-
-
 def static_body(size: int = 1 << 20) -> bytes:
     """Bytes whose every offset is recognisable (a splice at a wrong offset cannot pass)."""
     return array.array("I", range(size // 4)).tobytes()
-
-
-@pytest.fixture
-def hypercorn() -> Iterator[tuple[HypercornServer, ScriptedApp]]:
-    """Hypercorn serving a fresh `ScriptedApp`: (server, app)."""
-    app = ScriptedApp()
-    with HypercornServer(app) as server:
-        yield server, app

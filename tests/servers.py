@@ -19,7 +19,6 @@ answer's failure mode (`server.script("/f", Serve(cut_after=1000), Serve())`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import random
 import select
@@ -29,8 +28,8 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
-from typing import Any
 
+from tests.listener import ThreadedServer, tally
 from tests.representation import Representation, Serve, answer
 
 __all__ = [
@@ -140,6 +139,9 @@ class Received:
     connection: int
 
 
+#: What a scripted request gets: a reply, a named fault, or (on a resource) how to serve it.
+Action = Reply | str | Serve
+
 #: Faults acted on after the request was fully read.
 REQUEST_FAULTS = (
     "close_after_read",  # read it, close without a word
@@ -238,7 +240,7 @@ def _wire(
         yield b"0\r\n\r\n", False
 
 
-class FaultServer:
+class FaultServer(ThreadedServer):
     """See the module docstring.
 
     * `keepalive_timeout` closes idle connections like real servers.
@@ -254,34 +256,20 @@ class FaultServer:
         listening: bool = True,
         keep_requests: bool = True,
     ) -> None:
-        # Bound at once (the port is ours), listening only when asked: until then
-        # the kernel answers every SYN with an RST, i.e. "connection refused".
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self._listening = threading.Event()
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(listening=listening)
         self.keepalive_timeout = keepalive_timeout
         self.keep_requests = keep_requests
-        self._lock = threading.Lock()
-        self._scripts: dict[str, deque[Any]] = defaultdict(deque)
+        self._scripts: dict[str, deque[Action]] = defaultdict(deque)
         self._resources: dict[str, Representation] = {}
         self._connection_faults: deque[str] = deque()
         self._flaky: tuple[float, tuple[Reply | str, ...], random.Random] | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: set[socket.socket] = set()
         self._counts: Counter[tuple[str, str]] = Counter()
-        self.connections = 0
         self.received: list[Received] = []
         self.arrived: list[str] = []  # paths whose head was read, complete or not
-        if listening:
-            self.start_listening()
 
     # -- scripting ------------------------------------------------------------
 
-    def script(self, path: str, *actions: Reply | str) -> None:
+    def script(self, path: str, *actions: Action) -> None:
         with self._lock:
             self._scripts[path].extend(actions)
 
@@ -328,95 +316,35 @@ class FaultServer:
         with self._lock:
             self._flaky = (fraction, actions, random.Random(seed))
 
-    def start_listening(self) -> None:
-        """Accept connections from now on (a no-op if already listening)."""
-        with self._lock:
-            if not self._listening.is_set():
-                self._listener.listen(128)
-                self._listening.set()
-
     def count(self, path: str | None = None, method: str | None = None) -> int:
         with self._lock:
-            return sum(
-                number
-                for (seen_method, seen_path), number in self._counts.items()
-                if (path is None or seen_path == path) and (method is None or seen_method == method)
-            )
+            return tally(self._counts, method, path)
 
     def bodies(self, path: str) -> list[bytes]:
         with self._lock:
             return [seen.body for seen in self.received if seen.path == path]
 
-    def thread_count(self) -> int:
-        """Connection threads still alive (a long run should not pile them up)."""
+    def _accepted(self, sock: socket.socket, number: int) -> bool:
+        """Connection faults strike here, before anything is read."""
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
-            return sum(thread.is_alive() for thread in self._threads)
-
-    # -- lifecycle ------------------------------------------------------------
-
-    def __enter__(self) -> FaultServer:
-        thread = threading.Thread(target=self._accept_loop, name="fault-server", daemon=True)
-        thread.start()
-        with self._lock:
-            self._threads.append(thread)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._listening.is_set():
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
-        with self._lock:
-            for sock in list(self._sockets):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout=5)
-        self._listener.close()
-
-    def _accept_loop(self) -> None:
-        while not self._listening.is_set():
-            if self._stop.wait(0.01):
-                return
-        while not self._stop.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # pragma: no cover - listener closed
-                return
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self.connections += 1
-                number = self.connections
-                fault = self._connection_faults.popleft() if self._connection_faults else None
-                self._sockets.add(sock)
-                # Forget finished connection threads, so a long run does not pile them up.
-                self._threads = [thread for thread in self._threads if thread.is_alive()]
-            if fault is not None:
-                with self._lock:
-                    self._sockets.discard(sock)
-                if fault == "reset_before_read":
-                    reset_connection(sock)
-                else:  # close_before_read
-                    sock.close()
-                continue
-            thread = threading.Thread(target=self._serve, args=(sock, number), daemon=True)
-            with self._lock:
-                self._threads.append(thread)
-            thread.start()
+            fault = self._connection_faults.popleft() if self._connection_faults else None
+        if fault is None:
+            return True
+        self.untrack(sock)
+        if fault == "reset_before_read":
+            reset_connection(sock)
+        else:  # close_before_read
+            sock.close()
+        return False
 
     # -- one connection -------------------------------------------------------
 
-    def _next_action(self, path: str) -> Reply | str:
+    def _next_action(self, path: str) -> Action:
         """Under the lock: the scripted action, else a random fault when flaky, else 200."""
         script = self._scripts.get(path)
         if script:
-            return script.popleft()  # type: ignore[no-any-return]
+            return script.popleft()
         if path in self._resources:
             return Serve()
         if self._flaky is not None:
@@ -427,38 +355,31 @@ class FaultServer:
 
     def _serve(self, sock: socket.socket, number: int) -> None:
         reader = _Reader(sock, self._stop)
-        try:
-            while not self._stop.is_set():
-                head = reader.head(self.keepalive_timeout)
-                if head is None:
-                    return
-                method, path, headers = head
-                with self._lock:
-                    if self.keep_requests:
-                        self.arrived.append(path)
-                    action = self._next_action(path)
-                body = reader.body(headers)
-                if body is None:
-                    return
-                with self._lock:
-                    self._counts[method, path] += 1
-                    if self.keep_requests:
-                        self.received.append(Received(method, path, headers, body, number))
-                if isinstance(action, str):
-                    self._fault(sock, action, reader)
-                    if action != "close_idle_after":
-                        return
-                    continue
-                if isinstance(action, Serve):
-                    action = self._served(path, method, headers, action)
-                if not self._reply(sock, action):
-                    return
-        except OSError:
-            return
-        finally:
+        while not self._stop.is_set():
+            head = reader.head(self.keepalive_timeout)
+            if head is None:
+                return
+            method, path, headers = head
             with self._lock:
-                self._sockets.discard(sock)
-            sock.close()
+                if self.keep_requests:
+                    self.arrived.append(path)
+                action = self._next_action(path)
+            body = reader.body(headers)
+            if body is None:
+                return
+            with self._lock:
+                self._counts[method, path] += 1
+                if self.keep_requests:
+                    self.received.append(Received(method, path, headers, body, number))
+            if isinstance(action, str):
+                self._fault(sock, action, reader)
+                if action != "close_idle_after":
+                    return
+                continue
+            if isinstance(action, Serve):
+                action = self._served(path, method, headers, action)
+            if not self._reply(sock, action):
+                return
 
     def _served(self, path: str, method: str, headers: dict[str, str], serve: Serve) -> Reply:
         with self._lock:
