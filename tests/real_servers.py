@@ -18,13 +18,16 @@ import array
 import asyncio
 import contextlib
 import gzip
+import os
 import socket
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -111,6 +114,11 @@ def static_files_app(directory: Path, *, gzip_minimum_size: int | None = None) -
     return Starlette(routes=[Mount("/", StaticFiles(directory=directory))], middleware=middleware)
 
 
+#: The static file's modification time: well before any Date, so Last-Modified is a strong
+#: validator (RFC 9110 §8.8.2.2), and with it Starlette's ETag (md5 of mtime and size) is stable.
+STATIC_MTIME = 1_600_000_000
+
+
 @contextlib.contextmanager
 def static_file(
     body: bytes, *, name: str = "data.bin", gzip_minimum_size: int | None = None
@@ -121,7 +129,9 @@ def static_file(
     GZipMiddleware compresses; `.gz` is excluded from compression).
     """
     with tempfile.TemporaryDirectory(prefix="static-") as directory:
-        (Path(directory) / name).write_bytes(body)
+        path = Path(directory) / name
+        path.write_bytes(body)
+        os.utime(path, (STATIC_MTIME, STATIC_MTIME))
         app = static_files_app(Path(directory), gzip_minimum_size=gzip_minimum_size)
         with uvicorn_server(app) as url:
             yield f"{url}/{name}"
@@ -324,15 +334,15 @@ class HypercornServer:
 LARGE_ERROR_BODY = 1 << 20
 
 
-def h2_client(**options: Any) -> httpx.Client:
-    """A plain httpx client speaking HTTP/2 with prior knowledge over one connection."""
-    limits = httpx.Limits(max_connections=1)
-    transport = httpx.HTTPTransport(http1=False, http2=True, limits=limits)
-    return httpx.Client(transport=transport, **options)
+def h2_client(lib: ModuleType = httpx, **options: Any) -> Any:
+    """A plain client (`lib`: httpx or httpx2) speaking h2 with prior knowledge, one connection."""
+    limits = lib.Limits(max_connections=1)
+    transport = lib.HTTPTransport(http1=False, http2=True, limits=limits)
+    return lib.Client(transport=transport, **options)
 
 
 def h2_abandoned_bodies_stall(
-    client: httpx.Client,
+    client: Any,
     busy_url: str,
     ok_url: str,
     *,
@@ -345,8 +355,9 @@ def h2_abandoned_bodies_stall(
     (`read_bodies=True`: reads it), then GETs `ok_url` and reads it. httpcore neither
     resets an abandoned HTTP/2 stream nor acknowledges its data, so every abandoned
     body eats the connection's flow-control window until a later response cannot be
-    sent at all. Give `client` a short read timeout.
+    sent at all. Give `client` (httpx or httpx2) a short read timeout.
     """
+    read_timeout = sys.modules[type(client).__module__.partition(".")[0]].ReadTimeout
     stalled: list[int] = []
     for round_number in range(1, rounds + 1):
         with client.stream("GET", busy_url) as response:
@@ -355,7 +366,7 @@ def h2_abandoned_bodies_stall(
                 response.read()
         try:
             client.get(ok_url).raise_for_status()
-        except httpx.ReadTimeout:
+        except read_timeout:
             stalled.append(round_number)
     return stalled
 

@@ -28,6 +28,7 @@ from tests.h2_server import H2Server, Reset, goaway, refuse
 from tests.proxy import CuttingProxy
 from tests.real_servers import (
     LARGE_ERROR_BODY,
+    STATIC_MTIME,
     HypercornServer,
     ScriptedApp,
     gzip_bytes,
@@ -88,9 +89,11 @@ def static_file_url() -> Iterator[str]:
 
 @pytest.fixture
 def hypercorn() -> Iterator[tuple[HypercornServer, ScriptedApp]]:
-    """Hypercorn serving a fresh `ScriptedApp`: (server, app)."""
+    """Hypercorn serving a fresh `ScriptedApp`: (server, app).
+
+    A short grace: connections a test leaves stalled are cancelled 0.25 s into the stop."""
     app = ScriptedApp()
-    with HypercornServer(app) as server:
+    with HypercornServer(app, graceful_timeout=0.25) as server:
         yield server, app
 
 
@@ -486,6 +489,7 @@ def test_starlette_static_files_honour_range_and_if_range(
     assert (first.status_code, first.content) == (200, body)
     assert etag.startswith('"')
     assert first.headers["accept-ranges"] == "bytes"
+    assert modified == http_date(STATIC_MTIME)  # strong: a second or more before Date
 
     def ranged(**headers: str) -> httpx.Response:
         return client.get(static_file_url, headers={"Range": "bytes=100-", **headers})
@@ -633,15 +637,22 @@ def test_hypercorn_serves_h2_with_prior_knowledge(
     assert (app.processed("GET", "/a"), app.processed("POST"), app.processed()) == (1, 1, 3)
 
 
-@pytest.mark.parametrize(("read_bodies", "stalled"), [(False, [17]), (True, [])])
+@pytest.mark.parametrize(
+    ("flavour", "read_bodies", "stalled"),
+    [("httpx", False, [17]), ("httpx2", False, [17]), ("httpx", True, [])],
+)
 def test_hypercorn_h2_flow_control_stall_with_a_plain_client(
-    hypercorn: tuple[HypercornServer, ScriptedApp], read_bodies: bool, stalled: list[int]
+    hypercorn: tuple[HypercornServer, ScriptedApp],
+    flavour: str,
+    read_bodies: bool,
+    stalled: list[int],
 ) -> None:
     """16 abandoned 1 MiB bodies fill the 16 MiB connection window: the 17th round's 200
     stalls. A client that reads its 503s never stalls."""
     server, app = hypercorn
     app.always("/busy", status(503, b"x" * LARGE_ERROR_BODY))
-    with h2_client(timeout=httpx.Timeout(5.0, read=0.3)) as plain:
+    lib = FLAVOURS[flavour][0]
+    with h2_client(lib, timeout=lib.Timeout(5.0, read=0.3)) as plain:
         stalled_rounds = h2_abandoned_bodies_stall(
             plain, f"{server.url}/busy", f"{server.url}/ok", rounds=17, read_bodies=read_bodies
         )
@@ -715,16 +726,14 @@ def test_hypercorn_h2_connection_reset_through_the_proxy(
         assert len(plain.get(f"{proxy.url}/big").content) == 200_000
 
 
-def test_hypercorn_graceful_stop_refuses_new_streams_without_saying_so(
-    hypercorn: tuple[HypercornServer, ScriptedApp],
-) -> None:
+def test_hypercorn_graceful_stop_refuses_new_streams_without_saying_so() -> None:
     """During the grace period an in-flight request completes; a new stream on the same
     connection is reset with NO_ERROR (0), not REFUSED_STREAM, and is not processed. When
     httpcore reads the closing GOAWAY first, the client sees that instead, and its
     last_stream_id counts the refused stream: neither signal proves "not processed"."""
-    server, app = hypercorn
+    app = ScriptedApp()
     app.always("/slow", slow(0.4))
-    with h2_client(timeout=2.0) as plain:
+    with HypercornServer(app, graceful_timeout=2.0) as server, h2_client(timeout=2.0) as plain:
         plain.get(f"{server.url}/warm")
         outcome: dict[str, int] = {}
 
