@@ -219,6 +219,18 @@ class RetryCall:
         predicate = self.policy.should_retry
         if predicate is None:
             return None
+        flavour = self.env.flavour
+        if response is not None and isinstance(response.stream, flavour.byte_stream):
+            # A body in memory (preloaded): show it read (`.content`, `.json()`) on a copy,
+            # so the response itself stays unread for the caller (`iter_raw()` still works).
+            response = flavour.response(
+                response.status_code,
+                headers=response.headers,
+                stream=response.stream,
+                extensions=response.extensions,
+                request=self.sent,
+            )
+            response.read()
         verdict = predicate(response, error if isinstance(error, Exception) else None)
         if verdict is not None and not isinstance(verdict, bool):
             raise TypeError(f"should_retry must return True, False or None, got {verdict!r}")

@@ -19,6 +19,7 @@ class Flavour:
     __slots__ = (
         "async_base",
         "async_default",
+        "async_stream",
         "byte_stream",
         "maybe_sent",
         "name",
@@ -28,6 +29,7 @@ class Flavour:
         "response",
         "sync_base",
         "sync_default",
+        "sync_stream",
         "timeout",
         "transport_error",
     )
@@ -42,6 +44,8 @@ class Flavour:
         self.request: type[Any] = module.Request
         self.response: type[Any] = module.Response
         self.byte_stream: type[Any] = module.ByteStream
+        self.sync_stream: type[Any] = module.SyncByteStream
+        self.async_stream: type[Any] = module.AsyncByteStream
         self.transport_error: type[Exception] = module.TransportError
         self.remote_protocol_error: type[Exception] = module.RemoteProtocolError
         self.timeout: type[Exception] = module.TimeoutException

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._body import aunwind
 from ._call import RetryCall
+from ._flavour import Flavour
 from ._ranges import Splice
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._transport import RetryTransportBase
 
-__all__ = ["AsyncResumingStream", "ResumingStream"]
+__all__ = ["AsyncResumingStream", "ResumingStream", "resuming_streams"]
 
 
 class _Resuming:
@@ -169,3 +170,21 @@ class AsyncResumingStream(_Resuming):
 
     async def aclose(self) -> None:
         await self._aclose_inner(unwind=True)
+
+
+_stream_classes: dict[str, tuple[type[ResumingStream], type[AsyncResumingStream]]] = {}
+
+
+def resuming_streams(flavour: Flavour) -> tuple[type[ResumingStream], type[AsyncResumingStream]]:
+    """The two streams as subclasses of the library's own stream classes (clients check them)."""
+    classes = _stream_classes.get(flavour.name)
+    if classes is None:
+        classes = _stream_classes[flavour.name] = (
+            type("ResumingStream", (ResumingStream, flavour.sync_stream), {"__slots__": ()}),
+            type(
+                "AsyncResumingStream",
+                (AsyncResumingStream, flavour.async_stream),
+                {"__slots__": ()},
+            ),
+        )
+    return classes

@@ -24,7 +24,7 @@ from ._events import RetryHook, adispatch, dispatch, is_async_hook, normalize_ho
 from ._flavour import Flavour
 from ._policy import RetryPolicy, policy_with
 from ._ranges import Splice
-from ._resume import AsyncResumingStream, ResumingStream
+from ._resume import resuming_streams
 
 __all__ = ["RetryTransportBase"]
 
@@ -390,7 +390,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         final = call.finish(response, error)
         if call.resume_error is None and (splice := call.splice(final)) is not None:
             final_any: Any = final
-            final_any.stream = ResumingStream(self, call, splice, final_any.stream)
+            stream_class = resuming_streams(self._flavour)[0]
+            final_any.stream = stream_class(self, call, splice, final_any.stream)
         return final
 
     def _resume(self, call: RetryCall, splice: Splice, error: Exception, progressed: bool) -> Any:
@@ -480,7 +481,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         final = call.finish(response, error)
         if call.resume_error is None and (splice := call.splice(final)) is not None:
             final_any: Any = final
-            final_any.stream = AsyncResumingStream(self, call, splice, final_any.stream)
+            stream_class = resuming_streams(self._flavour)[1]
+            final_any.stream = stream_class(self, call, splice, final_any.stream)
         return final
 
     async def _aresume(
