@@ -7,27 +7,29 @@ except ImportError as exc:  # pragma: no cover - the test environment has httpx2
     raise ImportError(
         "httpx_retrying.httpx2 needs the httpx2 package: pip install 'httpx-retrying[httpx2]'"
     ) from exc
-from httpx_retrying.httpx2 import RetryTransport, RetryPolicy
+from httpx_retrying.httpx2 import RetryTransport, RetryPolicy, TokenAuth
 
 client = httpx2.Client(transport=RetryTransport(httpx2.HTTPTransport()))
 ```
 
 `RetryTransport` here subclasses `httpx2.BaseTransport` and
-`httpx2.AsyncBaseTransport` and nothing from the `httpx` package, so SDKs that
-reject httpx objects (anthropic 2.x) accept it. Requires the `httpx2` extra.
+`httpx2.AsyncBaseTransport`, and `TokenAuth` subclasses `httpx2.Auth`, with
+nothing from the `httpx` package, so SDKs that reject httpx objects
+(anthropic 2.x) accept them. Requires the `httpx2` extra.
 """
 
 from __future__ import annotations
 
 import httpx2
 
+from ._auth import TokenAuthBase
 from ._budget import RetryBudget
 from ._events import RetryEvent
 from ._flavour import Flavour
 from ._policy import RetryPolicy
 from ._transport import RetryTransportBase
 
-__all__ = ["RetryBudget", "RetryEvent", "RetryPolicy", "RetryTransport"]
+__all__ = ["RetryBudget", "RetryEvent", "RetryPolicy", "RetryTransport", "TokenAuth"]
 
 
 class RetryTransport(
@@ -38,5 +40,11 @@ class RetryTransport(
     httpx2.AsyncBaseTransport,
 ):
     """Retries for an httpx2 transport; see `httpx_retrying.RetryTransport`."""
+
+    _flavour = Flavour(httpx2)
+
+
+class TokenAuth(TokenAuthBase[httpx2.Request, httpx2.Response], httpx2.Auth):
+    """A token refreshed once on a 401, for httpx2 clients; see `httpx_retrying.TokenAuth`."""
 
     _flavour = Flavour(httpx2)
