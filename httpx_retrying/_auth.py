@@ -96,8 +96,8 @@ class _TokenCache:
         self._token: str | None = None
         self._flight: _Flight | None = None
 
-    def _claim(self, stale: str | None) -> tuple[str | None, _Flight | None, bool]:
-        """(a usable token, None, False), or the flight to wait for, or one to lead (True).
+    def _claim(self, stale: str | None) -> str | tuple[_Flight, bool]:
+        """A usable token, or (the flight to wait for, False), or (a new one to lead, True).
 
         A fetch in progress is joined even by a request holding a usable-looking
         token: someone has just been refused it.
@@ -109,11 +109,11 @@ class _TokenCache:
             )
         with self._mutex:
             if self._flight is not None:
-                return None, self._flight, False
+                return self._flight, False
             if self._token is not None and self._token != stale:
-                return self._token, None, False
+                return self._token
             self._flight = _Flight()
-            return None, self._flight, True
+            return self._flight, True
 
     def _land(self, flight: _Flight, token: str | None, error: Exception | None) -> None:
         """Publish a flight's result (no token and no error: abandoned) and wake its waiters."""
@@ -146,10 +146,10 @@ class _TokenCache:
     def get(self, stale: str | None) -> str:
         """A token other than `stale` (None: any), fetching it if needed: sync clients."""
         while True:  # repeats only after a leader was cancelled
-            token, flight, leads = self._claim(stale)
-            if token is not None:
-                return token
-            assert flight is not None
+            claim = self._claim(stale)
+            if isinstance(claim, str):
+                return claim
+            flight, leads = claim
             if leads:
                 with self._leading(flight):
                     value = self._fetch_token()
@@ -174,10 +174,10 @@ class _TokenCache:
     async def aget(self, stale: str | None) -> str:
         """`get` for async clients: asyncio or trio, sharing flights with threads."""
         while True:  # repeats only after a leader was cancelled
-            token, flight, leads = self._claim(stale)
-            if token is not None:
-                return token
-            assert flight is not None
+            claim = self._claim(stale)
+            if isinstance(claim, str):
+                return claim
+            flight, leads = claim
             if leads:
                 with self._leading(flight):
                     value = self._fetch_token()

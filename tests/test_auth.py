@@ -316,6 +316,44 @@ def test_exceptions_from_fetch_token_propagate(harness: Harness) -> None:
     assert server.seen == []  # nothing was sent without a token
 
 
+def test_a_failed_refresh_fails_the_whole_crowd_once(harness: Harness) -> None:
+    """The requests waiting for a fetch that fails raise its error; the endpoint is asked once."""
+
+    class DownError(Exception):
+        pass
+
+    calls = 0
+
+    def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        time.sleep(0.2)  # the other threads pile up behind it
+        raise DownError("token endpoint down")
+
+    async def async_fetch() -> str:
+        nonlocal calls
+        calls += 1
+        await anyio.sleep(0.2)  # the other tasks pile up behind it
+        raise DownError("token endpoint down")
+
+    with TokenServer("t") as server:
+        outcomes = send_all(
+            harness,
+            harness.package.TokenAuth(async_fetch if harness.is_async else fetch),
+            [("GET", server.url, {})] * CROWD,
+            concurrently=True,
+        )
+    assert all(isinstance(outcome, DownError) for outcome in outcomes)
+    assert calls == 1
+    assert server.seen == []
+
+
+class _Awaitable:
+    def __await__(self) -> Any:
+        yield from ()
+        return "t"
+
+
 @pytest.mark.parametrize("token", [b"bytes", None, 42])
 def test_a_token_that_is_not_a_str_is_a_type_error(harness: Harness, token: Any) -> None:
     with TokenServer("t") as server:
@@ -336,11 +374,14 @@ def test_a_coroutine_fetch_token_in_a_sync_client_is_a_type_error(flavour: str) 
         return "t"
 
     with TokenServer("t") as server:
-        (outcome,) = send_all(harness, harness.package.TokenAuth(fetch), [("GET", server.url, {})])
-    gc.collect()  # a coroutine left unclosed would warn now, and warnings are errors
-    assert isinstance(outcome, TypeError)
-    assert "needs an AsyncClient" in str(outcome)
-    assert server.seen == []
+        for fetch_token in (fetch, _Awaitable):  # a coroutine, or any other awaitable
+            (outcome,) = send_all(
+                harness, harness.package.TokenAuth(fetch_token), [("GET", server.url, {})]
+            )
+            gc.collect()  # a coroutine left unclosed would warn now, and warnings are errors
+            assert isinstance(outcome, TypeError)
+            assert "needs an AsyncClient" in str(outcome)
+        assert server.seen == []
 
 
 # -- single flight across threads and loops, and its failure modes ---------------
@@ -461,6 +502,80 @@ def test_a_cancelled_leader_hands_the_fetch_to_a_waiter(backend: str) -> None:
         return outcomes
 
     assert anyio.run(main, backend=backend) == [200]
+    assert calls == 2
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_cancelled_waiter_leaves_the_fetch_alone(backend: str) -> None:
+    """A task waiting for the fetch is cancelled: it stops waiting, the fetch goes on."""
+
+    async def main() -> list[int]:
+        release = anyio.Event()
+        outcomes: list[int] = []
+
+        async def fetch() -> str:
+            await release.wait()
+            return "t"
+
+        auth = httpx_retrying.TokenAuth(fetch)
+        async with httpx.AsyncClient(auth=auth, transport=_mock(httpx, "t")) as client:
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(_get, client, outcomes)  # leads: fetches
+                    waiter = anyio.CancelScope()
+
+                    async def wait() -> None:
+                        with waiter:
+                            await _get(client, outcomes)
+
+                    group.start_soon(wait)
+                    await until(lambda: _waiting(auth) == 1)
+                    waiter.cancel()
+                    await until(lambda: _waiting(auth) == 0)  # it left the flight
+                    release.set()
+        return outcomes
+
+    assert anyio.run(main, backend=backend) == [200]
+
+
+def test_a_thread_waiting_for_an_interrupted_fetch_fetches_itself() -> None:
+    """The fetching thread is interrupted (a BaseException): a waiting thread fetches instead."""
+
+    class InterruptedError_(BaseException):  # noqa: N801 - named after what it stands for
+        pass
+
+    entered, go = threading.Event(), threading.Event()
+    calls = 0
+
+    def fetch() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            entered.set()
+            assert go.wait(timeout=10)
+            raise InterruptedError_
+        return "t"
+
+    auth = httpx_retrying.TokenAuth(fetch)
+    outcomes: list[Any] = []
+
+    def get() -> None:
+        with httpx.Client(auth=auth, transport=_mock(httpx, "t")) as client:
+            try:
+                outcomes.append(client.get("http://test/").status_code)
+            except BaseException as exc:  # the interrupted leader
+                outcomes.append(type(exc).__name__)
+
+    leader = threading.Thread(target=get)
+    leader.start()
+    assert entered.wait(timeout=10)
+    follower = threading.Thread(target=get)
+    follower.start()
+    time.sleep(0.2)  # the follower joins the flight (a sync wait cannot be observed)
+    go.set()
+    for thread in (leader, follower):
+        thread.join(timeout=10)
+    assert sorted(map(str, outcomes)) == ["200", "InterruptedError_"]
     assert calls == 2
 
 
