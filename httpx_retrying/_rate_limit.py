@@ -39,19 +39,16 @@ from ._retry_after import parse_delta_seconds
 
 __all__ = ["RATE_LIMIT_HEADERS", "rate_limit_delay"]
 
-#: (reset header, its remaining-count header) read as Go durations.
-_DURATION_PAIRS = (
-    ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"),
-    ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
-)
-#: (reset header, its remaining-count header) read as Unix time or delta seconds.
-_RESET_PAIRS = (
-    ("x-ratelimit-reset", "x-ratelimit-remaining"),
-    ("ratelimit-reset", "ratelimit-remaining"),
+#: (reset header, the remaining-count header that gates it, how the reset is written).
+_RESETS = (
+    ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests", "duration"),
+    ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens", "duration"),
+    ("x-ratelimit-reset", "x-ratelimit-remaining", "time"),
+    ("ratelimit-reset", "ratelimit-remaining", "time"),
 )
 #: Every header `rate_limit_delay` may read, lowercase.
 RATE_LIMIT_HEADERS: frozenset[str] = frozenset(
-    {"ratelimit", *(name for pair in _DURATION_PAIRS + _RESET_PAIRS for name in pair)}
+    {"ratelimit", *(name for reset, remaining, _ in _RESETS for name in (reset, remaining))}
 )
 
 #: Below this a reset time is delta seconds; from it on, Unix seconds (2001-09-09).
@@ -157,13 +154,9 @@ def rate_limit_delay(get_header: Callable[[str], str | None], now: float) -> flo
     """
     field = get_header("ratelimit")
     hints = [None if field is None else _ratelimit_field(field)]
-    parsers: tuple[tuple[tuple[tuple[str, str], ...], Callable[[str], float | None]], ...] = (
-        (_DURATION_PAIRS, _go_duration),
-        (_RESET_PAIRS, lambda text: _reset_time(text, now)),
-    )
-    for pairs, parse in parsers:
-        for reset_name, remaining_name in pairs:
-            reset = get_header(reset_name)
-            if reset is not None and _spent(get_header(remaining_name)):
-                hints.append(parse(reset.strip()))
+    for reset_name, remaining_name, written_as in _RESETS:
+        reset = get_header(reset_name)
+        if reset is not None and _spent(get_header(remaining_name)):
+            text = reset.strip()
+            hints.append(_go_duration(text) if written_as == "duration" else _reset_time(text, now))
     return max((hint for hint in hints if hint is not None), default=None)
