@@ -20,7 +20,7 @@ from ._backoff import (
 )
 from ._budget import RetryBudget
 from ._events import RetryEvent
-from ._httpx import RetryTransport
+from ._httpx import RetryTransport, TokenAuth
 from ._policy import RetryPolicy
 from ._testing import set_testing, testing
 
@@ -29,6 +29,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "RetryTransport",
+    "TokenAuth",
     "backoff_decorrelated_jitter",
     "backoff_equal_jitter",
     "backoff_full_jitter",

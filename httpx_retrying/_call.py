@@ -26,6 +26,7 @@ from ._events import RetryEvent, RetryHook, logger, redacted_url
 from ._flavour import Flavour
 from ._policy import RetryPolicy
 from ._ranges import Splice, content_length, media_type, splice_for
+from ._rate_limit import RATE_LIMIT_HEADERS, rate_limit_delay
 from ._retry_after import requested_delay, wait_with_retry_after
 
 __all__ = ["Environment", "Retry", "RetryCall"]
@@ -33,8 +34,8 @@ __all__ = ["Environment", "Retry", "RetryCall"]
 _R = TypeVar("_R")
 
 # The headers retry decisions read. Collected in one pass: each `headers.get`
-# scans every header, and a retry would otherwise make four such scans.
-_HINTS = frozenset({"x-should-retry", "retry-after-ms", "retry-after"})
+# scans every header, and a retry would otherwise make a dozen such scans.
+_HINTS = frozenset({"x-should-retry", "retry-after-ms", "retry-after", *RATE_LIMIT_HEADERS})
 _TIMEOUT_KEYS = ("connect", "read", "write", "pool")
 #: The least time an attempt is given: a 0 s timeout would make a sync socket
 #: non-blocking (spurious EAGAIN ReadErrors).
@@ -261,9 +262,11 @@ class RetryCall:
             reason = f"{name} (not processed)" if kind is Sent.NOT_PROCESSED else name
         else:
             status = response.status_code
-            hints = self._hints = {
-                name: value for name, value in response.headers.multi_items() if name in _HINTS
-            }
+            hints = self._hints = {}
+            for name, value in response.headers.multi_items():
+                if name in _HINTS:
+                    # A field sent twice is one list (RFC 9110 5.3): `RateLimit` may be split.
+                    hints[name] = f"{hints[name]}, {value}" if name in hints else value
             hint = hints.get("x-should-retry", "").strip().lower()
             if hint == "false":
                 self.stop_reason = f"status {status} with x-should-retry: false"
@@ -306,8 +309,11 @@ class RetryCall:
             self._paid = None
             self.env.budget.record_retry_outcome(succeeded, paid)
 
-    def _server_delay(self, response: Any) -> float | None:
-        return requested_delay(self._hints.get, self.env.wall_clock())
+    def _server_delay(self) -> float | None:
+        """The wait the server asked for: Retry-After, else a rate limiter's reset hint."""
+        hints, now = self._hints, self.env.wall_clock()
+        asked = requested_delay(hints.get, now)
+        return rate_limit_delay(hints.get, now) if asked is None else asked
 
     def decide(self, response: Any, error: BaseException | None, detail: str = "") -> Retry | None:
         """What to do after this attempt: `Retry(delay)`, or None to give up (see `finish`).
@@ -338,7 +344,7 @@ class RetryCall:
         if not isinstance(policy.backoff, _CappedExponential):
             delay = min(delay, policy.max_retry_after)  # the package's own are capped already
         if response is not None and policy.respect_retry_after:
-            asked = self._server_delay(response)
+            asked = self._server_delay()
             if asked is not None:
                 combined = wait_with_retry_after(
                     delay,

@@ -4,15 +4,22 @@ Pure functions: the current time is passed in, nothing here reads a clock.
 Whatever a server sends, the result is `None` (no usable hint) or a
 non-negative float, possibly `inf` for absurdly large values; the caller
 decides what a too-long wait means.
+
+Dates: the three RFC 9110 forms are read exactly; anything else goes to
+`email.utils.parsedate_to_datetime`, which real servers' dates need
+(`Mon, 3 Jun 2019 12:00:00 UTC`, numeric zones, no zone at all, meaning UTC),
+as urllib3 and the openai SDK read them. Only short ASCII text reaches it, so
+foreign digits and Python's `1_000` spelling stay malformed.
 """
 
 from __future__ import annotations
 
 import calendar
+import datetime
 import re
 from collections.abc import Callable
 
-__all__ = ["parse_retry_after", "requested_delay", "wait_with_retry_after"]
+__all__ = ["parse_delta_seconds", "parse_retry_after", "requested_delay", "wait_with_retry_after"]
 
 # Patterns are compiled on first use (by `re`'s cache), keeping the import cheap.
 # ASCII digits only: `\d` would accept Arabic-Indic and other digits.
@@ -33,7 +40,8 @@ _RFC850 = r"[a-z]{6,9}, ([0-9]{2})-([a-z]{3})-([0-9]{2}) " + _TIME + r" gmt"
 _ASCTIME = r"[a-z]{3} ([a-z]{3}) ([ 0-9][0-9]) " + _TIME + r" ([0-9]{4})"
 
 
-def _seconds(text: str) -> float | None:
+def parse_delta_seconds(text: str) -> float | None:
+    """A non-negative decimal number of ASCII digits as a float (`inf` if huge), else None."""
     if re.fullmatch(_NUMBER, text, _FLAGS) is None:
         return None
     return float(text)  # a 400-digit number is `inf`, never an error
@@ -65,18 +73,38 @@ def _http_date(text: str, now: float) -> float | None:
     if match := re.fullmatch(_ASCTIME, text, _FLAGS):
         month, day, *hms, year = match.groups()
         return _epoch(int(year), month, int(day.strip()), (hms[0], hms[1], hms[2]))
-    return None
+    return _loose_date(text)
+
+
+#: Longer than any real date (`Wednesday, 30 September 2026 23:59:59 +0000` is 44).
+_LONGEST_DATE = 64
+
+
+def _loose_date(text: str) -> float | None:
+    """Unix seconds for the other dates `email.utils` reads; a date with no zone is UTC."""
+    if len(text) > _LONGEST_DATE or not text.isascii() or "_" in text:
+        return None
+    from email.utils import parsedate_to_datetime  # rarely needed: keep the import cheap
+
+    try:
+        moment = parsedate_to_datetime(text)
+        if moment.tzinfo is None:  # naive would mean local time to `timestamp()`
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError, IndexError, TypeError):  # year 0, +9999 zones, ...
+        return None
 
 
 def parse_retry_after(value: str, now: float) -> float | None:
     """Seconds to wait for a `Retry-After` value, at wall-clock time `now`.
 
-    Accepts delta-seconds (tolerating a decimal fraction) and the three
-    HTTP-date forms; a date in the past means "now" (0.0). Anything else,
-    including negative numbers, NaN and words, is `None`.
+    Accepts delta-seconds (tolerating a decimal fraction), the three HTTP-date
+    forms and the looser dates `email.utils.parsedate_to_datetime` reads (a
+    date without a zone is UTC); a date in the past means "now" (0.0). Anything
+    else, including negative numbers, NaN, words and impossible dates, is `None`.
     """
     text = value.strip()
-    seconds = _seconds(text)
+    seconds = parse_delta_seconds(text)
     if seconds is not None:
         return seconds
     moment = _http_date(text, now)
@@ -93,7 +121,7 @@ def requested_delay(get_header: Callable[[str], str | None], now: float) -> floa
     """
     milliseconds = get_header("retry-after-ms")
     if milliseconds is not None:
-        parsed = _seconds(milliseconds.strip())
+        parsed = parse_delta_seconds(milliseconds.strip())
         if parsed is not None:
             return parsed / 1000.0
     value = get_header("retry-after")

@@ -2,14 +2,15 @@
 
 ```python
 import httpx2
-from httpx_retrying.httpx2 import RetryTransport, RetryPolicy
+from httpx_retrying.httpx2 import RetryTransport, RetryPolicy, TokenAuth
 
 client = httpx2.Client(transport=RetryTransport(httpx2.HTTPTransport()))
 ```
 
 `RetryTransport` here subclasses `httpx2.BaseTransport` and
-`httpx2.AsyncBaseTransport` and nothing from the `httpx` package, so SDKs that
-reject httpx objects (anthropic 2.x) accept it. Requires the `httpx2` extra.
+`httpx2.AsyncBaseTransport`, and `TokenAuth` subclasses `httpx2.Auth`, with
+nothing from the `httpx` package, so SDKs that reject httpx objects
+(anthropic 2.x) accept them. Requires the `httpx2` extra.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ except ImportError as exc:
         "httpx_retrying.httpx2 needs the httpx2 package: pip install 'httpx-retrying[httpx2]'"
     ) from exc
 
+from ._auth import TokenAuthBase
 from ._backoff import (
     backoff_decorrelated_jitter,
     backoff_equal_jitter,
@@ -39,6 +41,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "RetryTransport",
+    "TokenAuth",
     "backoff_decorrelated_jitter",
     "backoff_equal_jitter",
     "backoff_full_jitter",
@@ -56,5 +59,11 @@ class RetryTransport(
     httpx2.AsyncBaseTransport,
 ):
     """Retries for an httpx2 transport; see `httpx_retrying.RetryTransport`."""
+
+    _flavour = Flavour(httpx2)
+
+
+class TokenAuth(TokenAuthBase[httpx2.Request, httpx2.Response], httpx2.Auth):
+    """A token refreshed once on a 401, for httpx2 clients; see `httpx_retrying.TokenAuth`."""
 
     _flavour = Flavour(httpx2)

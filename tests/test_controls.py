@@ -289,3 +289,51 @@ def test_a_policy_object_per_request_replaces_the_transports(harness: Harness) -
     )
     response = harness.send(transport, "GET", "http://t/", extensions={"retry": FAST})
     assert response.status_code == 200
+
+
+# -- rate-limit hints ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hint", "floor"),
+    [
+        ({"x-ratelimit-reset-requests": "1.5s", "x-ratelimit-remaining-requests": "0"}, 1.5),
+        ({"ratelimit": '"default";r=0;t=3'}, 3.0),
+        ({"x-ratelimit-reset": "4", "x-ratelimit-remaining": "0"}, 4.0),
+    ],
+)
+def test_a_reset_hint_is_a_floor_like_retry_after(
+    harness: Harness, hint: dict[str, str], floor: float
+) -> None:
+    """No Retry-After, a spent quota's reset: the wait is the hint spread by up to 50 %."""
+    lib = harness.lib
+    script = Script(lib, lib.Response(429, headers=hint), 200)
+    transport, sleeps = make(harness, script, random=lambda: 1.0)
+    assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert sleeps == [pytest.approx(floor * 1.5)]
+
+
+def test_retry_after_wins_over_hints_and_both_can_be_turned_off(harness: Harness) -> None:
+    """Retry-After decides when present; respect_retry_after=False ignores hints too."""
+    lib = harness.lib
+    headers = {"retry-after": "1", "x-ratelimit-reset-tokens": "9s"}
+    transport, sleeps = make(harness, Script(lib, lib.Response(429, headers=headers), 200))
+    harness.send(transport, "GET", "http://test/")
+    assert 1.0 <= sleeps[0] <= 1.5
+    policy = RetryPolicy(backoff=tenacity.wait_fixed(0.25), respect_retry_after=False)
+    hint = {"x-ratelimit-reset-tokens": "9s"}
+    transport, sleeps = make(
+        harness, Script(lib, lib.Response(429, headers=hint), 200), policy=policy
+    )
+    harness.send(transport, "GET", "http://test/")
+    assert sleeps == [0.25]
+
+
+def test_a_hint_beyond_max_retry_after_returns_the_response_at_once(harness: Harness) -> None:
+    """A reset an hour away (GitHub's primary limit): the 429 comes back, nothing is slept."""
+    lib = harness.lib
+    hint = {"x-ratelimit-reset": "3600", "x-ratelimit-remaining": "0"}
+    script = Script(lib, lib.Response(429, headers=hint), 200)
+    transport, sleeps = make(harness, script)
+    assert harness.send(transport, "GET", "http://test/").status_code == 429
+    assert sleeps == []

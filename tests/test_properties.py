@@ -32,6 +32,8 @@ from httpx_retrying import (
     backoff_no_jitter,
 )
 from httpx_retrying._policy import DEFAULT_STATUSES
+from httpx_retrying._rate_limit import RATE_LIMIT_HEADERS, rate_limit_delay
+from httpx_retrying._retry_after import parse_retry_after
 from tests.conftest import FakeClock
 
 NOW = float(calendar.timegm((2026, 11, 22, 12, 0, 0, 0, 0, 0)))
@@ -114,17 +116,154 @@ def http_dates(draw: st.DrawFn) -> str:
     return f"{weekday} {month} {day:2d} {hms} {year:04d}"
 
 
+#: Zones `email.utils` knows, numeric offsets (one too large), an unknown name, none.
+ZONES = ("GMT", "UTC", "UT", "Z", "EST", "PDT", "+0000", "-0000", "+0130", "-1200", "+9999")
+ZONES += ("XYZ", "")
+
+
+@st.composite
+def loose_dates(draw: st.DrawFn) -> str:
+    """The looser dates `email.utils` reads: any zone or none, no weekday or seconds, any year."""
+    weekday = draw(st.sampled_from(("", "Mon, ", "Sunday, ", "Fri,")))
+    month = draw(st.sampled_from((*MONTHS, "June", "Foo")))
+    day = draw(st.integers(0, 39))
+    year = draw(st.integers(0, 10**6) | st.just(10**400))
+    clock = ":".join(f"{draw(st.integers(0, 99)):02d}" for _ in range(draw(st.integers(2, 3))))
+    return f"{weekday}{day} {month} {year} {clock} {draw(st.sampled_from(ZONES))}".strip()
+
+
+#: Values that broke parsers: a superscript two, 5000 digits (both as Content-Length),
+#: Arabic-Indic digits, int() spellings, NaN and infinities, a NUL.
+HOSTILE_VALUES = ("\u00b2", "9" * 5000, "\u0661\u0662", "1_000", "NaN", "nan", "inf", "-inf")
+HOSTILE_VALUES += ("-1", "1e309", "0x10", "", " ", "\x00", "-0")
+HOSTILE = st.sampled_from(HOSTILE_VALUES)
+#: RateLimit parameter values: integers in and out of sf-integer range, other sf types.
+SF_VALUES = st.one_of(
+    st.integers(-10, 10**16).map(str),
+    st.sampled_from(("0", "1.5", '"0"', "?1", ":YWJj:", "tok", "*", "@1700000000")),
+    HOSTILE,
+)
+
+
+@st.composite
+def ratelimit_fields(draw: st.DrawFn) -> str:
+    """RateLimit fields, well-formed (half of them) or nearly: items, parameters, separators."""
+    valid = draw(st.booleans())
+    names = ('"default"', "burst", '"a,b;c"', "(a b)")
+    keys = ("r", "t", "pk")
+    values: st.SearchStrategy[str] = st.integers(0, 10**15).map(str) | st.just("0")
+    if not valid:
+        names += ("1", "", '%"x"')
+        keys += ("R", "x-y", "1")
+        values = values | SF_VALUES
+    items = []
+    for _ in range(draw(st.integers(0, 3))):
+        params = draw(st.lists(st.tuples(st.sampled_from(keys), values), max_size=4))
+        separator = draw(st.sampled_from((";", "; ") if valid else (";", "; ", " ;")))
+        items.append(
+            draw(st.sampled_from(names))
+            + "".join(f"{separator}{key}={value}" for key, value in params)
+        )
+    joiners = (",", ", ", " , ", ",\t") if valid else (",", ",,", ", ,")
+    return draw(st.sampled_from(joiners)).join(items)
+
+
+@st.composite
+def go_durations(draw: st.DrawFn) -> str:
+    """Go durations, valid or not: numbers of any size with units, or none, or unknown ones."""
+    numbers = st.integers(0, 10**6).map(str) | st.sampled_from(("1.5", ".5", "1.", "9" * 400))
+    units = st.sampled_from(("ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h", "d", ""))
+    parts = draw(st.lists(st.tuples(numbers | HOSTILE, units), min_size=1, max_size=4))
+    return "".join(number + unit for number, unit in parts)
+
+
+RESET_TEXT = st.one_of(
+    st.integers(-10, 3 * 10**9).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    HOSTILE,
+)
 HEADER_TEXT = st.one_of(
     st.text(),
     st.integers(min_value=-(10**30), max_value=10**400).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.decimals(allow_nan=True, allow_infinity=True).map(str),
     http_dates(),
+    loose_dates(),
+    HOSTILE,
+    ratelimit_fields(),
+    go_durations(),
 )
 HEADER_VALUE = st.one_of(HEADER_TEXT.map(lambda text: text.encode("utf-8")), st.binary())
-HEADER_NAME = st.sampled_from(
-    (b"Retry-After", b"retry-after", b"retry-after-ms", b"RETRY-AFTER-MS")
+RETRY_AFTER_NAMES = (b"Retry-After", b"retry-after", b"retry-after-ms", b"RETRY-AFTER-MS")
+HINT_NAMES = (b"RateLimit", b"x-ratelimit-reset", b"X-RateLimit-Remaining", b"ratelimit-reset")
+HINT_NAMES += (b"x-ratelimit-reset-requests", b"x-ratelimit-remaining-requests")
+HINT_NAMES += (b"x-ratelimit-reset-tokens", b"x-ratelimit-remaining-tokens")
+HEADER_NAME = st.sampled_from((*RETRY_AFTER_NAMES, *HINT_NAMES))
+
+
+@PROPERTY
+@given(value=http_dates() | loose_dates() | HEADER_TEXT, now=st.floats(0, 4e9))
+@example(value="Mon, 3 Jun 0001 00:00:00 +0100", now=NOW)
+@example(value="Fri, 31 Dec 9999 23:59:59 -1200", now=NOW)
+@example(value="Mon, 3 Jun 2019 12:00:00 +9999", now=NOW)
+def test_any_date_or_text_gives_no_wait_or_a_non_negative_one(value: str, now: float) -> None:
+    """Retry-After, strict or loose dates, any year or zone: None or a non-negative number."""
+    delay = parse_retry_after(value, now)
+    assert delay is None or (delay >= 0 and not math.isnan(delay))
+
+
+# -- rate-limit hints -------------------------------------------------------------
+
+#: The hint kinds, restated: each reset header with the count that gates it.
+HINT_KINDS = (
+    ("ratelimit",),
+    ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"),
+    ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
+    ("x-ratelimit-reset", "x-ratelimit-remaining"),
+    ("ratelimit-reset", "ratelimit-remaining"),
 )
+REMAINING_TEXT = st.sampled_from(("0", "00", "0.0", "1", "59")) | HOSTILE | st.text(max_size=5)
+
+
+def _hint_value(name: str) -> st.SearchStrategy[str]:
+    if name == "ratelimit":
+        return ratelimit_fields() | HEADER_TEXT
+    if "remaining" in name:
+        return REMAINING_TEXT
+    if name.endswith(("requests", "tokens")):
+        return go_durations() | HEADER_TEXT
+    return RESET_TEXT | HEADER_TEXT
+
+
+HINT_HEADERS = st.fixed_dictionaries(
+    {}, optional={name: _hint_value(name) for name in sorted(RATE_LIMIT_HEADERS)}
+)
+
+
+@PROPERTY
+@given(headers=HINT_HEADERS, now=st.floats(0, 4e9))
+@example(headers={"x-ratelimit-reset": "\u00b2", "ratelimit-reset": "9" * 5000}, now=NOW)
+@example(headers={"x-ratelimit-reset-tokens": "9" * 400 + "h"}, now=NOW)
+def test_any_rate_limit_hint_gives_no_wait_or_a_non_negative_one(
+    headers: dict[str, str], now: float
+) -> None:
+    """Whatever the hint headers say: None or a non-negative number (maybe inf), never NaN."""
+    delay = rate_limit_delay(headers.get, now)
+    assert delay is None or (delay >= 0 and not math.isnan(delay))
+
+
+@PROPERTY
+@given(headers=HINT_HEADERS, now=st.floats(0, 4e9))
+def test_the_longest_hint_wins_whatever_else_is_sent(headers: dict[str, str], now: float) -> None:
+    """Precedence: the delay is the longest of what each kind of hint gives on its own."""
+    alone = [
+        rate_limit_delay({name: headers[name] for name in kind if name in headers}.get, now)
+        for kind in HINT_KINDS
+    ]
+    assert rate_limit_delay(headers.get, now) == max(
+        (delay for delay in alone if delay is not None), default=None
+    )
+    assert {name for kind in HINT_KINDS for name in kind} == RATE_LIMIT_HEADERS
 
 
 @PROPERTY
@@ -156,7 +295,8 @@ HEADER_NAME = st.sampled_from(
 def test_any_retry_after_yields_no_wait_or_a_bounded_one(
     headers: list[tuple[bytes, bytes]], code: int, max_retry_after: float, uniform: float
 ) -> None:
-    """Whatever a 429/503 says about waiting: an answer, and a sleep in [0, max_retry_after]."""
+    """Whatever a 429/503 says about waiting (Retry-After or a rate-limit hint): an answer,
+    and a sleep in [0, max_retry_after]."""
     clock = FakeClock()
     inner = Scripted([("status", code, headers)], clock)
     policy = RetryPolicy(attempts=2, backoff=tenacity.wait_none(), max_retry_after=max_retry_after)

@@ -59,6 +59,53 @@ def test_rejects_malformed_values(value: str) -> None:
     assert parse_retry_after(value, NOW) is None
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sun, 22 Nov 2026 12:00:30 UTC", 30.0),  # a zone name other than GMT
+        ("Sun, 22 Nov 2026 12:00:30 UT", 30.0),
+        ("Sun, 22 Nov 2026 12:00:30", 30.0),  # no zone: UTC
+        ("Sun, 22 Nov 2026 12:00:30 +0000", 30.0),
+        ("Sun, 22 Nov 2026 13:00:30 +0100", 30.0),  # a numeric offset
+        ("Sun, 22 Nov 2026 07:00:30 EST", 30.0),
+        ("Sun, 22 Nov 2026 12:00:30 -0000", 30.0),  # "zone unknown": UTC
+        ("22 Nov 2026 12:00:30 GMT", 30.0),  # no weekday
+        ("Sun, 22 Nov 2026 12:01 GMT", 60.0),  # no seconds
+        ("Sun,22 Nov 2026 12:00:30 GMT", 30.0),  # no space after the comma
+        ("Mon, 3 Jun 2019 12:00:00 UTC", 0.0),  # the issue's example, long past
+    ],
+)
+def test_parses_the_dates_real_servers_send(value: str, expected: float) -> None:
+    """Issue 10 item 9: the forms `email.utils` reads (urllib3, openai) are no longer dropped."""
+    assert parse_retry_after(value, NOW) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sun, 22 Nov 2026 12:00:30 +9999",  # an offset of more than a day
+        "Mon, 3 Jun 10000 12:00:00 UTC",  # past datetime's range
+        "Mon, 3 Jun " + "9" * 5000 + " 12:00:00",  # too long to be a date
+        "Mon, 3 Jun 2_019 12:00:00 UTC",  # int() spellings are not digits
+        "Mon, \u0661 Jun \u0662\u0660\u0661\u0669 12:00:00 UTC",  # nor Arabic-Indic digits
+        "Mon, 3 Jun 2019 24:00:00 UTC",
+        "Mon, 3 Jun 2019",  # no time
+        "2019-06-03T12:00:00Z",  # ISO 8601 is not an HTTP date
+    ],
+)
+def test_rejects_impossible_and_hostile_loose_dates(value: str) -> None:
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_the_loose_date_at_the_edges_of_time_is_no_error() -> None:
+    """Years 0 and 1, year 9999 behind UTC: a past date, or a huge wait, never a crash."""
+    # email.utils reads any year below 100 as two digits: 0000 is 2000, in the past.
+    assert parse_retry_after("Mon, 3 Jun 0000 12:00:00 UTC", NOW) == 0.0
+    assert parse_retry_after("Mon, 1 Jan 0001 00:00:00 +0100", NOW) in (None, 0.0)
+    far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 -1200", NOW)
+    assert far is None or far > 1e11
+
+
 def test_absurd_values_are_infinite_not_errors() -> None:
     """A 400-digit number is too long a wait, not a crash."""
     assert parse_retry_after("9" * 400, NOW) == math.inf
