@@ -32,7 +32,7 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 
 from tests.listener import ThreadedServer, tally
-from tests.servers import Reply, ok, wait_until_delivered
+from tests.servers import Reply, ok, wait_for_hang_up, wait_until_delivered
 
 __all__ = ["GoAway", "H2Server", "Reset", "goaway", "refuse"]
 
@@ -47,7 +47,7 @@ class Reset:
 
 @dataclasses.dataclass(frozen=True)
 class GoAway:
-    """GOAWAY(`last_stream_id`, `error_code`) on HEADERS, then the connection is closed.
+    """GOAWAY(`last_stream_id`, `error_code`) on HEADERS; closed once the client hangs up (2 s).
 
     Streams above `last_stream_id` were not processed (0: none was).
     """
@@ -134,7 +134,10 @@ class _Connection:
             self.send_pending()
             self.flush()
         if self.closing:
+            # Like a real server after GOAWAY: read (and drop) what the client still sends
+            # until it hangs up, so it reads the GOAWAY rather than a reset on its write.
             wait_until_delivered(self.sock, self.server._stop)
+            wait_for_hang_up(self.sock, self.server._stop, limit=2.0)
 
     def flush(self) -> None:
         outgoing = self.h2.data_to_send()
