@@ -12,31 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backoff import (
-    backoff_decorrelated_jitter,
-    backoff_equal_jitter,
-    backoff_full_jitter,
-    backoff_no_jitter,
-)
-from ._budget import RetryBudget
-from ._events import RetryEvent
-from ._httpx import RetryTransport, TokenAuth
-from ._policy import RetryPolicy
-from ._testing import set_testing, testing
+from ._exports import *  # noqa: F403 - the shared names are listed once, in _exports
+from ._exports import __all__ as _shared
+from ._httpx import RetryTransport as RetryTransport
+from ._httpx import TokenAuth as TokenAuth
 
-__all__ = [
-    "RetryBudget",
-    "RetryEvent",
-    "RetryPolicy",
-    "RetryTransport",
-    "TokenAuth",
-    "backoff_decorrelated_jitter",
-    "backoff_equal_jitter",
-    "backoff_full_jitter",
-    "backoff_no_jitter",
-    "set_testing",
-    "testing",
-]
+__all__ = sorted(["RetryTransport", "TokenAuth", *_shared])  # the shared names, and our own
 
 # Show the public path in reprs and docs (`httpx_retrying.RetryPolicy`), as httpx does.
 for _name in __all__:

@@ -71,6 +71,35 @@ def _keep(response: Any, flavour: Flavour, chunks: list[bytes]) -> None:
     response.stream = flavour.byte_stream(b"".join(chunks))
 
 
+def _close(chunk_iterator: Any) -> None:
+    """Close a generator left mid-way (a plain iterator has nothing to close)."""
+    close = getattr(chunk_iterator, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(chunk_iterator: Any) -> None:
+    aclose = getattr(chunk_iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _preloaded(
+    response: Any,
+    flavour: Flavour,
+    chunks: list[bytes],
+    received: int,
+    length: int,
+    error: Exception | None,
+) -> tuple[Exception | None, int]:
+    """A preload's outcome: a short body is a break too; a whole one is kept in memory."""
+    if error is None and received < length:
+        error = flavour.remote_protocol_error(f"the body ended at byte {received} of {length}")
+    if error is None:
+        _keep(response, flavour, chunks)
+    return error, received
+
+
 def release(response: Any, request: Any, flavour: Flavour) -> None:
     """Give a response we will not return back to the pool, keeping small ones alive.
 
@@ -110,9 +139,7 @@ def release(response: Any, request: Any, flavour: Flavour) -> None:
         else:
             extensions["timeout"] = saved
         try:
-            close = getattr(chunk_iterator, "close", None)  # a generator left mid-way
-            if close is not None:
-                close()
+            _close(chunk_iterator)
         finally:
             if complete:
                 stream.close()
@@ -158,9 +185,7 @@ async def arelease(response: Any, request: Any, flavour: Flavour) -> None:
         pass
     finally:
         try:
-            aclose = getattr(chunk_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(chunk_iterator)
         finally:
             if complete:
                 await stream.aclose()
@@ -171,10 +196,6 @@ async def arelease(response: Any, request: Any, flavour: Flavour) -> None:
 
 def _overlong(flavour: Flavour, length: int) -> Exception:
     return flavour.remote_protocol_error(f"the body is longer than its Content-Length ({length})")
-
-
-def _short(flavour: Flavour, received: int, length: int) -> Exception:
-    return flavour.remote_protocol_error(f"the body ended at byte {received} of {length}")
 
 
 def read_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, int]:
@@ -199,16 +220,10 @@ def read_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception |
         error = exc
     finally:
         try:
-            close = getattr(chunk_iterator, "close", None)
-            if close is not None:
-                close()
+            _close(chunk_iterator)
         finally:
             stream.close()
-    if error is None and received < length:
-        error = _short(flavour, received, length)
-    if error is None:
-        _keep(response, flavour, chunks)
-    return error, received
+    return _preloaded(response, flavour, chunks, received, length, error)
 
 
 async def aread_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, int]:
@@ -230,16 +245,10 @@ async def aread_body(response: Any, length: int, flavour: Flavour) -> tuple[Exce
         error = exc
     finally:
         try:
-            aclose = getattr(chunk_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(chunk_iterator)
         finally:
             await stream.aclose()
-    if error is None and received < length:
-        error = _short(flavour, received, length)
-    if error is None:
-        _keep(response, flavour, chunks)
-    return error, received
+    return _preloaded(response, flavour, chunks, received, length, error)
 
 
 async def aunwind(chunk_iterator: Any, flavour: Flavour) -> None:

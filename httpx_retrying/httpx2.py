@@ -23,32 +23,12 @@ except ImportError as exc:
     ) from exc
 
 from ._auth import TokenAuthBase
-from ._backoff import (
-    backoff_decorrelated_jitter,
-    backoff_equal_jitter,
-    backoff_full_jitter,
-    backoff_no_jitter,
-)
-from ._budget import RetryBudget
-from ._events import RetryEvent
+from ._exports import *  # noqa: F403 - the shared names are listed once, in _exports
+from ._exports import __all__ as _shared
 from ._flavour import Flavour
-from ._policy import RetryPolicy
-from ._testing import set_testing, testing
 from ._transport import RetryTransportBase
 
-__all__ = [
-    "RetryBudget",
-    "RetryEvent",
-    "RetryPolicy",
-    "RetryTransport",
-    "TokenAuth",
-    "backoff_decorrelated_jitter",
-    "backoff_equal_jitter",
-    "backoff_full_jitter",
-    "backoff_no_jitter",
-    "set_testing",
-    "testing",
-]
+__all__ = sorted(["RetryTransport", "TokenAuth", *_shared])  # the shared names, and our own
 
 
 class RetryTransport(
