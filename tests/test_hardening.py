@@ -19,18 +19,20 @@ from tests.servers import FaultServer, dripping, ok
 # -- 1. a deadline is never overrun by the release of a stalled error body --------
 
 
-@pytest.mark.parametrize("wait", [0.25, 0.6])
+@pytest.mark.parametrize("wait", [0.25, 1.2])
 def test_a_stalled_error_body_cannot_push_a_retry_past_the_deadline(
-    harness: Harness, wait: float
+    mode_harness: Harness, wait: float
 ) -> None:
-    """503s whose body stalls, a 1 s deadline: every attempt starts in time, none after it.
+    """503s whose body stalls, a 2 s deadline: every attempt starts in time, none after it.
 
     0.1.0 drained the stalled body until the read timeout (cut to the deadline),
-    then slept and sent a doomed attempt with 1 ms timeouts.
+    then slept and sent a doomed attempt with 1 ms timeouts. (One flavour: the
+    release is the same code for both.)
     """
+    harness = mode_harness
     lib = harness.lib
     policy = RetryPolicy(
-        attempts=3, backoff=tenacity.wait_fixed(wait), deadline=1.0, preload_limit=0
+        attempts=3, backoff=tenacity.wait_fixed(wait), deadline=2.0, preload_limit=0
     )
     stalled = dripping(503, 5.0, b"x" * 100)
     with FaultServer() as server:
@@ -63,8 +65,8 @@ def test_a_stalled_error_body_cannot_push_a_retry_past_the_deadline(
                 status, consumed, elapsed = check(response)
         attempts = server.count("/busy")
     assert (status, consumed) == (503, False)  # the last 503, untouched and still readable
-    assert elapsed < 1.0
-    # 0.25 s waits: three attempts fit; 0.6 s: the second wait would leave too little.
+    assert elapsed < 2.0
+    # 0.25 s waits: three attempts fit; 1.2 s: the second wait would leave too little.
     assert attempts == (3 if wait == 0.25 else 2)
 
 
