@@ -273,3 +273,22 @@ def test_a_finished_release_keeps_a_small_body_for_the_hooks(harness: Harness) -
         assert harness.send(transport, "GET", f"{server.url}/x").status_code == 200
         assert server.connections == 1
     assert bodies == [b"try later"]
+
+
+def test_a_foreign_backoff_is_capped_at_max_retry_after(harness: Harness) -> None:
+    """A tenacity wait of an hour sleeps max_retry_after (60 s): no sleep is unbounded."""
+    policy = RetryPolicy(backoff=tenacity.wait_fixed(3600))
+    transport, sleeps = make(harness, Script(harness.lib, 503, 200), policy=policy)
+    assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert sleeps == [60.0]
+
+
+def test_notes_do_not_pile_up_on_an_exception_raised_again(harness: Harness) -> None:
+    """A transport raising the same instance every time: it carries one note, the latest."""
+    error = harness.lib.ConnectError("refused")
+    transport, _ = make(harness, Script(harness.lib, *([error] * 6)))
+    first, second = harness.send_all(
+        transport, [("GET", "http://t/", {}), ("GET", "http://t/", {})]
+    )
+    assert first is second is error
+    assert len(error.__notes__) == 1
