@@ -130,12 +130,20 @@ def _certificate_failure(error: BaseException) -> bool:
     return False
 
 
+def _may_still_be_served(error: BaseException | None) -> bool:
+    """A read or write timeout: the server may still be working on the attempt."""
+    return error is not None and any(
+        cls.__name__ in ("ReadTimeout", "WriteTimeout") for cls in type(error).__mro__
+    )
+
+
 class RetryCall:
     """Retry bookkeeping for one logical request: attempts, history, deadline."""
 
     __slots__ = (
         "_base_timeouts",
         "_hints",
+        "_paid",
         "_state",
         "attempt",
         "drain",
@@ -165,6 +173,7 @@ class RetryCall:
         self._hints: dict[str, str] = {}
         self._state: Any = None  # tenacity.RetryCallState, built on the first backoff
         self._base_timeouts: dict[str, float | None] | None = None
+        self._paid = 0.0  # budget tokens paid for the retry attempt in flight (0: none)
 
     # -- deciding -----------------------------------------------------------
 
@@ -218,8 +227,10 @@ class RetryCall:
     def next_delay(self, response: Any, error: BaseException | None) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
         if error is None and response.status_code < self.policy._status_floor:
+            self._settle_retry(True)
             return None  # a success (or a status nobody retries)
         reason = self._retryable(response, error)
+        self._settle_retry(error is None and reason is None)
         if reason is None:
             return None
         policy = self.policy
@@ -259,11 +270,24 @@ class RetryCall:
                 )
                 return None
         budget = self.env.budget
-        if budget is not None and not budget.try_acquire():
-            self.stop_reason = f"{reason}; the retry budget is spent"
-            return None
+        if budget is not None:
+            cost = budget.timeout_cost if _may_still_be_served(error) else 1.0
+            if not budget.try_acquire(cost):
+                self.stop_reason = f"{reason}; the retry budget is spent"
+                return None
+            self._paid = cost
         self._record(reason, delay, response, error)
         return delay
+
+    # -- budget outcome (retry path only) ------------------------------------
+
+    def _settle_retry(self, succeeded: bool) -> None:
+        """Tell the budget how the retry attempt it paid for ended (refund on success)."""
+        cost = self._paid
+        if cost:
+            self._paid = 0.0
+            budget: Any = self.env.budget
+            budget.record_retry_outcome(succeeded, cost)
 
     def _record(
         self, reason: str, delay: float, response: Any, error: BaseException | None
