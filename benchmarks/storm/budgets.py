@@ -74,21 +74,24 @@ class PackageBudget(NoBudget):
 class LegacyBudget(NoBudget):
     """The package's 0.1.0 `RetryBudget()`: starts full at 10, 0.1 per request, 0.1 per second.
 
-    Deposits are folded eagerly, each capped: the same balance as 0.1.0's lazy fold.
+    As in 0.1.0, requests are counted and folded into the balance (capped) when a retry
+    asks; retries cost one token whatever the failure; nothing is refunded.
     """
 
     def __init__(self, ratio: float = 0.1, per_second: float = 0.1, capacity: float = 10.0):
         self.ratio, self.per_ms, self.capacity = ratio, per_second / 1000.0, capacity
         self.balance = capacity
-        self.last = 0.0
+        self.pending = 0
+        self.last = 0.0  # every simulated process is created at t = 0
 
     def on_attempt(self, now: float, is_retry: bool) -> None:
         if not is_retry:
-            self.balance = min(self.capacity, self.balance + self.ratio)
+            self.pending += 1
 
     def allow_retry(self, now: float, is_timeout: bool) -> tuple[bool, float]:
-        elapsed, self.last = max(0.0, now - self.last), max(now, self.last)
-        self.balance = min(self.capacity, self.balance + elapsed * self.per_ms)
+        earned = self.pending * self.ratio + max(0.0, now - self.last) * self.per_ms
+        self.pending, self.last = 0, max(now, self.last)
+        self.balance = min(self.capacity, self.balance + earned)
         if self.balance >= 1.0:
             self.balance -= 1.0
             return True, 1.0
