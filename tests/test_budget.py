@@ -1,4 +1,4 @@
-"""RetryBudget arithmetic with an injected clock, its validation, and its invariants under threads."""
+"""RetryBudget arithmetic on a fake clock, its validation, and its invariants under threads."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_the_first_request_may_use_all_its_attempts() -> None:
 def test_deposits_fill_the_grant_then_savings_decay() -> None:
     """Below the grant deposits stay; above it they decay with time constant decay_seconds."""
     clock = FakeClock()
-    budget = budget_at(clock, ratio=1.0, grant=2.0, capacity=100.0, decay_seconds=10.0, per_second=0)
+    budget = budget_at(clock, ratio=1.0, capacity=100.0, decay_seconds=10.0, per_second=0)
     spend(budget)
     for _ in range(7):
         budget.record_request()
@@ -79,7 +79,7 @@ def test_lazy_deposits_are_credited_as_if_spread_over_the_interval() -> None:
     """Requests folded after `dt` count as arriving evenly in it: the average decay applies."""
     clock = FakeClock()
     budget = budget_at(clock, ratio=1.0, grant=0.0, capacity=100.0, decay_seconds=10.0)
-    budget.balance  # fold the two setup requests
+    assert budget.balance == 2.0  # the two setup requests, folded
     for _ in range(10):
         budget.record_request()
     clock.now += 10.0

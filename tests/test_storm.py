@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("benchmarks.storm", reason="benchmarks/ is not in this checkout")
-
-from benchmarks.storm.budgets import (  # noqa: E402
+from benchmarks.storm.budgets import (
     LEGACY,
     OURS,
     LegacyBudget,
@@ -24,8 +22,8 @@ from benchmarks.storm.budgets import (  # noqa: E402
     PackageBudget,
     make_budget,
 )
-from benchmarks.storm.checks import Check  # noqa: E402
-from benchmarks.storm.model import (  # noqa: E402
+from benchmarks.storm.checks import Check
+from benchmarks.storm.model import (
     Clients,
     FlakyServer,
     Proc,
@@ -34,10 +32,10 @@ from benchmarks.storm.model import (  # noqa: E402
     Sim,
     Stats,
 )
-from benchmarks.storm.policy import Policy, package_default_policy  # noqa: E402
-from benchmarks.storm.probes import PROBES, probe_run  # noqa: E402
-from benchmarks.storm.render import fmt, table  # noqa: E402
-from benchmarks.storm.scenarios import S3_LOAD, S4_LOAD, overload_run, s5_run  # noqa: E402
+from benchmarks.storm.policy import Policy, package_default_policy
+from benchmarks.storm.probes import PROBES, probe_run
+from benchmarks.storm.render import fmt, table
+from benchmarks.storm.scenarios import S3_LOAD, S4_LOAD, overload_run, s5_run
 
 FAST = Policy(attempts=3, backoff="full", initial_s=0.01, cap_s=0.1)
 
