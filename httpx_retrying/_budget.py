@@ -8,8 +8,8 @@ allowance. A retry that succeeds gets its tokens back (refund), so a lossy but
 healthy server costs little; a retry after a read or write timeout costs
 `timeout_cost` (the server may still be working on the attempt it timed out).
 A time trickle (`per_second`) refills up to the grant only while the last
-retry succeeded. The first request a budget counts may make all its ordinary
-retries, so a script making one call can use all its attempts.
+retry succeeded. The first request a budget counts is never refused a retry,
+so a script making one call can use all its attempts.
 
 The success path only counts: `record_request` is the bound `__next__` of an
 `itertools.count`, atomic under the GIL (free-threaded builds are not claimed),
@@ -166,17 +166,16 @@ class RetryBudget:
     def try_acquire(self, cost: float = 1.0) -> bool:
         """Withdraw `cost` tokens for a retry; `False` means the retry is refused.
 
-        While the budget has counted a single request, an ordinary retry (cost
-        1) is never refused (it takes what there is), so a one-call script or CLI
-        can use all its attempts whatever `attempts` is. A retry after a timeout
-        is not exempt: a fleet of fresh processes whose first requests time out is
-        what a metastable storm looks like.
+        While the budget has counted a single request, no retry is refused (it
+        takes what there is, never driving the balance below zero), so a one-call
+        script or CLI can use all its attempts whatever `attempts` is. The price:
+        a fleet of N fresh processes may add N first requests' retries at once.
         """
         cost = finite_number("RetryBudget.try_acquire cost", cost, inclusive=False)
         with self._lock:
             self._fold()
             balance = self._balance
-            if balance + _EPSILON >= cost or (cost <= 1.0 and self._requests_folded == 1):
+            if balance + _EPSILON >= cost or self._requests_folded == 1:
                 self._balance = max(0.0, balance - cost)
                 self._allowed += 1
                 return True

@@ -49,12 +49,12 @@ def test_a_fresh_budget_holds_only_the_grant() -> None:
 
 
 def test_the_first_request_may_use_all_its_attempts() -> None:
-    """While one request is counted, ordinary retries are never refused; timeouts are not exempt."""
+    """While one request is counted, no retry is refused, timeouts included."""
     budget = RetryBudget(ratio=0, clock=FakeClock())
     budget.record_request()
     assert all(budget.try_acquire() for _ in range(20))  # e.g. attempts=21
+    assert budget.try_acquire(budget.timeout_cost)
     assert budget.balance == 0  # never negative
-    assert not budget.try_acquire(budget.timeout_cost)
     budget.record_request()  # a second request: the ordinary rule again
     assert not budget.try_acquire()
     idle = RetryBudget(ratio=0, clock=FakeClock())  # nothing counted: no exemption either
