@@ -17,6 +17,7 @@ import pytest
 from benchmarks.storm.budgets import (
     LEGACY,
     OURS,
+    TIMEOUTS_PAY,
     LegacyBudget,
     NoBudget,
     PackageBudget,
@@ -108,6 +109,15 @@ def test_the_package_budget_is_driven_as_the_transport_drives_it() -> None:
     assert fresh.budget.balance == pytest.approx(0.2)  # the grant + 2 x 0.1 - 2
     fresh.on_outcome(0.0, True, True, 2.0, False)
     assert fresh.budget.balance == pytest.approx(2.2)
+
+
+def test_the_first_request_contract_and_its_variant() -> None:
+    """The first request's timeout retries: never refused by the package; paid by the variant."""
+    for name, granted in ((OURS, True), (TIMEOUTS_PAY, False)):
+        budget = make_budget(name, Sim().clock_s, random.Random(1))
+        budget.on_attempt(0.0, is_retry=False)
+        assert budget.allow_retry(0.0, is_timeout=True)[0]  # 2.1 tokens pay for one
+        assert budget.allow_retry(0.0, is_timeout=True)[0] is granted
 
 
 def test_legacy_budget_is_the_previous_default() -> None:

@@ -71,6 +71,21 @@ class PackageBudget(NoBudget):
         return self.budget.try_acquire(cost), cost
 
 
+class TimeoutsPayFirstBudget(PackageBudget):
+    """`RetryBudget()`, except that its first request's timeout retries are not exempt.
+
+    The package never refuses a retry of the first request it counts (a one-call script
+    may use all its attempts). This variant refuses a timeout retry that the balance
+    cannot pay even then: it shows what that contract costs a fleet of young processes.
+    """
+
+    def allow_retry(self, now: float, is_timeout: bool) -> tuple[bool, float]:
+        budget = self.budget
+        if is_timeout and budget.requests == 1 and budget.balance < budget.timeout_cost:
+            return False, budget.timeout_cost
+        return super().allow_retry(now, is_timeout)
+
+
 class LegacyBudget(NoBudget):
     """The package's 0.1.0 `RetryBudget()`: starts full at 10, 0.1 per request, 0.1 per second.
 
@@ -212,6 +227,7 @@ class SreAdaptive(NoBudget):
 
 OURS = "ours"  # RetryBudget() with the package defaults
 LEGACY = "v0.1.0"  # the package's previous default design (LegacyBudget)
+TIMEOUTS_PAY = "ours, first timeouts pay"  # TimeoutsPayFirstBudget
 REFERENCE_BUDGETS = ("none", "sre_ratio10", "tps20", "grpc_10_0.1", "aws_std", "sre_adaptive_k2")
 _REFERENCES: dict[str, Callable[[random.Random], Budget]] = {
     "none": lambda rng: NoBudget(),
@@ -228,6 +244,8 @@ def make_budget(name: str, clock: Callable[[], float], rng: random.Random) -> Bu
     """A fresh budget by name; `ours(grant=3,capacity=5)` sweeps RetryBudget's parameters."""
     if name == OURS:
         return PackageBudget(clock)
+    if name == TIMEOUTS_PAY:
+        return TimeoutsPayFirstBudget(clock)
     if name.startswith(OURS + "("):
         params = dict(part.split("=") for part in name[len(OURS) + 1 : -1].split(","))
         return PackageBudget(clock, **{key: float(value) for key, value in params.items()})

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budgets import LEGACY, OURS, REFERENCE_BUDGETS
+from .budgets import LEGACY, OURS, REFERENCE_BUDGETS, TIMEOUTS_PAY
 from .contention import S1_NAMES, s1_run
 from .policy import JITTERS, RA_MODES, package_default_policy, s2_policy, s34_policy
 from .probes import PROBES, probe_run
@@ -29,7 +29,7 @@ class Grid:
     s34_jitters: tuple[str, ...] = JITTERS
     s3_scale: float = 1.0  # the 20-process S3 runs' durations x this
     fleet_sizes: tuple[int, ...] = (1, 10, 100, 1000, 3000, 10000)
-    fleet_budgets: tuple[str, ...] = FLEET_BUDGETS
+    fleet_budgets: tuple[str, ...] = (*FLEET_BUDGETS, TIMEOUTS_PAY)
     fleet_seeds: tuple[int, ...] = (1, 2, 3)
     probe_budgets: tuple[str, ...] = FLEET_BUDGETS
     s5_top: int = 20_000

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .budgets import LEGACY, OURS
+from .budgets import LEGACY, OURS, TIMEOUTS_PAY
 from .checks import mean
 from .contention import S1_NAMES
 from .goals import S3_AMP, S4_SUCCESS
@@ -115,7 +115,12 @@ def _fleet(res: Results, plt: Any, save: Saver) -> None:
     if len(sizes) < 2:
         return
     fig, (amp, rec) = plt.subplots(1, 2, figsize=(11, 4))
-    names = {"none": "no budget", LEGACY: "v0.1.0 default", OURS: "RetryBudget() now"}
+    names = {
+        "none": "no budget",
+        LEGACY: "v0.1.0 default",
+        OURS: "RetryBudget() now",
+        TIMEOUTS_PAY: "now, if the first request's timeout retries paid",
+    }
     for budget in res.grid.fleet_budgets:
         for ax, scenario, metric in ((amp, "S3", "amp_over"), (rec, "S4", "success_after")):
             values = [mean(res.fleet[(scenario, n, budget)], metric) for n in sizes]

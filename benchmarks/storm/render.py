@@ -8,6 +8,7 @@ from typing import Any
 
 from httpx_retrying import RetryBudget, RetryPolicy
 
+from .budgets import TIMEOUTS_PAY
 from .checks import Check, mean, worst
 from .contention import S1_NAMES
 from .grid import PKG, Results
@@ -128,7 +129,10 @@ def _fleet(res: Results) -> list[str]:
         "## Fleet size: the same total load over N client processes\n",
         f"Package-default policy, one budget per process; mean over seeds {seeds} (worst seed "
         "in brackets). Targets: S3 amplification <= 1.2 and S4 success >= 0.85 up to "
-        "N = 1000; S4 >= 0.85 at N = 3000; N = 10000 is reported.\n",
+        "N = 1000; S4 >= 0.85 at N = 3000; N = 10000 is reported. `v0.1.0` is the previous "
+        f"default design; `{TIMEOUTS_PAY}` is `RetryBudget()` except that the first request's "
+        "timeout retries are refused when the balance cannot pay them (not the package's "
+        "behaviour: it shows what never refusing a fresh process's first request costs).\n",
     ]
     rows = []
     for budget in budgets:
