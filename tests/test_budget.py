@@ -7,9 +7,11 @@ import random
 import threading
 from typing import Any
 
+import httpx
 import pytest
+import tenacity
 
-from httpx_retrying import RetryBudget
+from httpx_retrying import RetryBudget, RetryPolicy, RetryTransport
 from tests.conftest import FakeClock
 
 
@@ -260,3 +262,38 @@ def test_invariants_under_threads() -> None:
     assert budget.balance == pytest.approx(2.0 + 0.05 * total - paid + refunded)
     assert samples
     assert all(0.0 <= sample <= budget.capacity for sample in samples)
+
+
+def test_the_transport_pays_timeout_cost_and_is_refunded_for_a_successful_retry() -> None:
+    """RetryTransport's side of the contract: the cost it passes and the outcomes it reports."""
+
+    def run(*answers: Any) -> tuple[RetryBudget, list[float]]:
+        budget = RetryBudget(ratio=0, clock=FakeClock())
+        budget.record_request()  # not the first request: the ordinary rule applies
+        script = iter(answers)
+        balances: list[float] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            answer = next(script)
+            if isinstance(answer, Exception):
+                raise answer
+            return httpx.Response(answer)
+
+        transport = RetryTransport(
+            httpx.MockTransport(handler),
+            policy=RetryPolicy(backoff=tenacity.wait_none()),
+            budget=budget,
+            on_retry=lambda event: balances.append(budget.balance),
+        )
+        with httpx.Client(transport=transport) as client:
+            client.get("http://test/")
+        return budget, balances
+
+    budget, balances = run(httpx.ReadTimeout("slow"), 200)
+    assert balances == [0.0]  # the timeout retry cost 2 ...
+    assert budget.balance == 2.0  # ... and came back when it succeeded
+    budget, balances = run(503, 503, 200)
+    assert balances == [1.0, 0.0]  # one token each
+    assert budget.balance == 1.0  # the failed retry kept its token; the successful one did not
+    budget, _ = run(503, httpx.ConnectError("down"), 503)
+    assert budget.balance == 0.0  # both retries failed (the last one exhausted the attempts)
