@@ -11,6 +11,7 @@ thread joins and the server's lifetime.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from httpx_retrying import RetryBudget, RetryPolicy, RetryTransport, backoff_ful
 THREADS = 16
 PER_THREAD = 25  # 400 logical requests: the budget's grant of 2 is 0.5 % of them
 DEADLINE_S = 60.0  # whole-run bound; a run takes well under 5 s
+TIMEOUT_S = 30.0  # per request: generous, a loaded machine must not turn 503s into timeouts
 
 
 class CapacityServer(ThreadingHTTPServer):
@@ -134,10 +136,15 @@ class Run:
 POLICY = RetryPolicy(backoff=backoff_full_jitter(initial=0.005, cap=0.05))
 
 
+#: One TLS context for every transport: each would otherwise load the CA bundle (~0.1 s).
+SSL_CONTEXT = ssl.create_default_context()
+
+
 def _transport(default_budget: bool) -> RetryTransport:
+    inner = httpx.HTTPTransport(verify=SSL_CONTEXT)
     if default_budget:  # what RetryTransport() does unless told otherwise
-        return RetryTransport(httpx.HTTPTransport(), policy=POLICY)
-    return RetryTransport(httpx.HTTPTransport(), policy=POLICY, budget=None)
+        return RetryTransport(inner, policy=POLICY)
+    return RetryTransport(inner, policy=POLICY, budget=None)
 
 
 def _overload(
@@ -200,10 +207,10 @@ def _books_agree(run: Run) -> None:
 def test_default_budget_caps_amplification_over_sockets(server: CapacityServer) -> None:
     """16 threads share one transport (one process): about 1.1 requests per logical request."""
     budgeted = _overload(
-        server, [httpx.Client(transport=_transport(True), timeout=5.0)], PER_THREAD, THREADS
+        server, [httpx.Client(transport=_transport(True), timeout=TIMEOUT_S)], PER_THREAD, THREADS
     )
     naive = _overload(
-        server, [httpx.Client(transport=_transport(False), timeout=5.0)], PER_THREAD, THREADS
+        server, [httpx.Client(transport=_transport(False), timeout=TIMEOUT_S)], PER_THREAD, THREADS
     )
 
     # The server really was overloaded: without a budget most attempts were shed.
@@ -233,9 +240,8 @@ def test_a_fleet_of_young_transports_stays_near_the_ratio(fleet_server: Capacity
     """
 
     def clients(default_budget: bool) -> list[httpx.Client]:
-        return [
-            httpx.Client(transport=_transport(default_budget), timeout=5.0) for _ in range(FLEET)
-        ]
+        transports = [_transport(default_budget) for _ in range(FLEET)]
+        return [httpx.Client(transport=transport, timeout=TIMEOUT_S) for transport in transports]
 
     budgeted = _overload(fleet_server, clients(True), FLEET_REQUESTS, 1)
     naive = _overload(fleet_server, clients(False), 2, 1)

@@ -195,8 +195,9 @@ def test_many_callers_share_one_transport_and_budget(
     assert seen == Counter({n: 1 + retries[n] - unsent[n] for n in range(total)})
     for number, outcome in enumerate(outcomes):
         kind = list(KINDS)[number % len(KINDS)]
-        if not KINDS[kind][2]:
-            assert seen[number] == 1  # a plain POST is never processed twice
+        if not KINDS[kind][2]:  # a plain POST is never processed twice (nor at all if it
+            # never got through: its retry after a connect error may be refused by the budget)
+            assert seen[number] == (0 if type(outcome).__name__ in NEVER_SENT else 1)
         history = getattr(outcome, "extensions", {}).get("retry_history", ())
         notes = "".join(getattr(outcome, "__notes__", ()))
         assert len(history) == retries[number] or f"attempt {retries[number] + 1}:" in notes
