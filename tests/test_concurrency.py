@@ -164,7 +164,7 @@ def test_many_callers_share_one_transport_and_budget(
     """A third of requests fail: each request gets one answer, and both sides' counts agree."""
     harness = Harness(flavour, mode)
     lib = harness.lib
-    budget = RetryBudget(capacity=40, ratio=0.2, per_second=0)
+    budget = RetryBudget(capacity=40, ratio=0.05, per_second=0)
     events: list[RetryEvent] = []
     with FaultServer(keep_requests=True) as server, _BalanceWatch(budget) as watch:
         server.flaky(1 / 3, *FAULTS, seed=4)
@@ -195,8 +195,9 @@ def test_many_callers_share_one_transport_and_budget(
     assert seen == Counter({n: 1 + retries[n] - unsent[n] for n in range(total)})
     for number, outcome in enumerate(outcomes):
         kind = list(KINDS)[number % len(KINDS)]
-        if not KINDS[kind][2]:
-            assert seen[number] == 1  # a plain POST is never processed twice
+        if not KINDS[kind][2]:  # a plain POST is never processed twice (nor at all if it
+            # never got through: its retry after a connect error may be refused by the budget)
+            assert seen[number] == (0 if type(outcome).__name__ in NEVER_SENT else 1)
         history = getattr(outcome, "extensions", {}).get("retry_history", ())
         notes = "".join(getattr(outcome, "__notes__", ()))
         assert len(history) == retries[number] or f"attempt {retries[number] + 1}:" in notes
@@ -208,7 +209,16 @@ def test_many_callers_share_one_transport_and_budget(
     assert watch.samples > 0
     assert watch.lowest >= 0
     assert 0 <= budget.balance <= budget.capacity
-    assert len(events) <= 40 + 0.2 * total + 1e-9  # tokens out <= tokens in
+    # Tokens out <= tokens in: a retry that got an answer the policy does not retry was
+    # refunded; the first request's retries are never refused (at most attempts - 1).
+    refunded = sum(
+        1
+        for number, outcome in enumerate(outcomes)
+        if retries[number]
+        and isinstance(outcome, lib.Response)
+        and outcome.status_code not in RetryPolicy().statuses
+    )
+    assert len(events) - refunded <= budget.grant + 0.05 * total + 3 + 1e-9
 
 
 # -- cancellation -----------------------------------------------------------------

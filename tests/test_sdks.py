@@ -81,10 +81,10 @@ CLIENTS: dict[str, tuple[Any, Any, Any]] = {
 }
 
 
-def make_http_client(kind: str, policy: httpx_retrying.RetryPolicy = FAST) -> Any:
+def make_http_client(kind: str, policy: httpx_retrying.RetryPolicy = FAST, **options: Any) -> Any:
     """An HTTP client of `kind` (sync or async) whose transport is the matching RetryTransport."""
     client, retry_transport, inner = CLIENTS[kind]
-    return client(transport=retry_transport(inner(), policy=policy))
+    return client(transport=retry_transport(inner(), policy=policy, **options))
 
 
 OPENAI_KINDS = ("httpx.Client", "httpx2.Client", "openai.DefaultHttpxClient")
@@ -105,9 +105,10 @@ def sdk_client(
     policy: httpx_retrying.RetryPolicy = FAST,
     max_retries: int = 0,
     timeout: float = 5.0,
+    **options: Any,
 ) -> Iterator[Any]:
     """An `openai.OpenAI` or `anthropic.Anthropic` on `base`; closing it closes the HTTP client."""
-    http_client = make_http_client(kind, policy)
+    http_client = make_http_client(kind, policy, **options)
     if sdk is openai:
         client: Any = openai.OpenAI(
             api_key=KEY,
@@ -258,8 +259,8 @@ def test_post_is_retried_when_the_server_says_so(sdk: Any, kind: str, server: Fa
 def test_sdk_retries_multiply_with_ours(sdk: Any, kind: str, server: FaultServer) -> None:
     """Why the README says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
     server.script("/v1/models", *busy(503, 9, retry_after_ms="1"))
-    with (
-        sdk_client(sdk, server.url, kind, max_retries=2) as client,
+    with (  # 6 retries of ours in a fresh transport: more than its budget's grant
+        sdk_client(sdk, server.url, kind, max_retries=2, budget=None) as client,
         pytest.raises(sdk.InternalServerError),
     ):
         client.models.list()
@@ -361,7 +362,7 @@ def test_async_sdks(sdk: Any, kind: str, backend: str, server: FaultServer) -> N
     server.script("/v1/models", *busy(503, 2), json_ok(models_body(sdk)))
     server.script("/v1/models", *busy(429, 3))
     server.script("/v1/models", *["silent"] * 3)
-    http_client = make_http_client(kind)
+    http_client = make_http_client(kind, budget=None)  # 6 retries: more than a fresh grant
 
     async def main() -> None:
         if sdk is openai:
@@ -422,17 +423,18 @@ def test_replicate_wraps_our_transport_and_attempts_multiply(server: FaultServer
 
 
 def test_replicate_multiplication_is_bounded_by_the_retry_budget(server: FaultServer) -> None:
-    """The default budget: 10 saved-up retries, then 0.1 per request (clock frozen: no trickle)."""
+    """The default budget: its grant of 2, then 0.1 token per request (clock frozen)."""
     server.script("/v1/models/a/b", *busy(503, 31))
     budget = httpx_retrying.RetryBudget(clock=lambda: 0.0)
     with httpx_retrying.RetryTransport(policy=FAST, budget=budget) as transport:
         client = _replicate(server, transport)
         with pytest.raises(replicate.exceptions.ReplicateError):
             client.models.get("a/b")
-        assert server.count() == 20  # 10 replicate attempts + 10 of our retries
+        # 10 replicate attempts + our 2 retries of the first (the grant) + 1 earned by 10 requests
+        assert server.count() == 13
         with pytest.raises(replicate.exceptions.ReplicateError):
             client.models.get("a/b")
-        assert server.count() == 31  # 10 + the 1 retry earned by 10 requests
+        assert server.count() == 24  # 10 + the 1 retry earned by 10 more requests
 
 
 def test_replicate_with_disjoint_statuses(server: FaultServer) -> None:

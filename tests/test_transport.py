@@ -178,7 +178,7 @@ def test_exhaustion_reraises_the_last_error_with_its_story(harness: Harness) -> 
 def test_per_request_policy_and_opt_out(harness: Harness) -> None:
     """extensions["retry"]: a policy for this request, False for none, True for the default."""
     script = Script(harness.lib, *([503] * 10))
-    transport, _ = make(harness, script)
+    transport, _ = make(harness, script, budget=None)  # 3 retries: more than a fresh grant
     outcomes = harness.send_all(
         transport,
         [
@@ -269,6 +269,7 @@ def test_budget_refusal_gives_up_like_exhaustion(
 ) -> None:
     """A spent budget: the last response comes back, and the log says why."""
     budget = RetryBudget(capacity=1, ratio=0, per_second=0)
+    budget.record_request()  # not the first request: that one may use all its attempts
     script = Script(harness.lib, *([503] * 10))
     transport, sleeps = make(harness, script, budget=budget)
     with caplog.at_level(logging.INFO, logger="httpx_retrying"):
@@ -283,6 +284,7 @@ def test_budget_refusal_gives_up_like_exhaustion(
 def test_budget_refusal_of_an_error_notes_it(harness: Harness) -> None:
     """Refused before any retry: the error carries a note saying so."""
     budget = RetryBudget(capacity=1, ratio=0, per_second=0)
+    budget.record_request()  # not the first request: that one may use all its attempts
     budget.try_acquire()
     error = harness.lib.ConnectError("down")
     transport, _ = make(harness, Script(harness.lib, error), budget=budget)
