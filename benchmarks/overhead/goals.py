@@ -10,6 +10,7 @@ joins them into the table that `evaluate` walks.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 from .fmt import signed, span
@@ -103,6 +104,10 @@ def added_us(group: str, key: str = "R", per: int = 1) -> Measure:
     return measure
 
 
+def _share(added: float, reference_added: float) -> float:
+    return added / reference_added if reference_added > 0 else math.inf
+
+
 def cost_ratio(group: str, reference: str, key: str = "R") -> Measure:
     """`key`'s added cost over A divided by `reference`'s, paired round by round."""
 
@@ -114,11 +119,13 @@ def cost_ratio(group: str, reference: str, key: str = "R") -> Measure:
         base = us["A"]
         added = [v - b for v, b in zip(us[key], base, strict=True)]
         ref_added = [v - b for v, b in zip(us[reference], base, strict=True)]
-        s = paired(added, ref_added, lambda a, r: a / r)
+        s = paired(added, ref_added, _share)
         text = (
             f"{s.median:.2f} (95 % CI {s.ci[0]:.2f}, {s.ci[1]:.2f}; "
             f"{signed(row.delta.median)} vs {signed(ref.delta.median)} µs)"
         )
+        if unresolved := sum(r <= 0 for r in ref_added):
+            text += f"; {reference} cost nothing measurable in {unresolved} rounds (ratio ∞)"
         return Measured(s.median, text, s.ci, _aa_delta(results, group))
 
     return measure

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import functools
 import gc
+import importlib.util
 import inspect
 import itertools
 import math
@@ -28,12 +29,7 @@ from typing import Any, Protocol
 
 from .settings import Size
 
-try:
-    import trio
-except ImportError:  # trio groups are left out
-    trio = None  # type: ignore[assignment]
-
-HAS_TRIO = trio is not None
+HAS_TRIO = importlib.util.find_spec("trio") is not None  # without it, trio groups are left out
 
 perf_counter_ns = time.perf_counter_ns
 
@@ -230,6 +226,8 @@ def run_group(group: Group) -> Timings:
             if built.cleanup is not None:
                 built.cleanup()
     elif group.mode == "trio":
+        import trio
+
         t = trio.run(_run_in_loop, group)
     else:
         t = asyncio.run(_run_in_loop(group))
