@@ -20,19 +20,17 @@ from benchmarks.overhead.harness import (
     Built,
     Config,
     Group,
-    Results,
     Timings,
     control,
-    median_ci,
     rotated,
     run_group,
-    summarize,
 )
 from benchmarks.overhead.probes import Probe
 from benchmarks.overhead.probes.import_time import ImportCost
 from benchmarks.overhead.probes.memory import Growth
 from benchmarks.overhead.probes.profile import REPOSITORY, where
 from benchmarks.overhead.settings import FULL, QUICK, Settings, Size
+from benchmarks.overhead.stats import Results, median_ci, summarize
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
 OK = httpx.Response(200)

@@ -9,7 +9,8 @@ Nothing here is a timed test: CI runs `--quick` and asserts nothing about speed.
 
 Where things are:
 
-* `harness.py`: interleaved rounds, the one timing loop, paired medians, the A/A control.
+* `harness.py`: groups of configurations, interleaved rounds, the one timing loop, the A/A
+  control; `stats.py`: paired medians and their confidence intervals.
 * `groups/`: one module per group of interleaved measurements (`groups()` + `GOALS`).
 * `probes/`: memory, import time and the retry-path profile (`PROBES` + `GOALS`).
 * `goals.py`: the `Goal` row, the measures that read a figure from the results, `evaluate`.

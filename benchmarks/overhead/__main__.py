@@ -9,9 +9,10 @@ from pathlib import Path
 
 from . import environment, peers, plan, render
 from .goals import evaluate
-from .harness import Results, run_group
+from .harness import run_group
 from .loopback import running
 from .settings import FULL, QUICK
+from .stats import Results
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "results"
 

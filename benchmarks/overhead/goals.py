@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 
 from .fmt import signed, span
-from .harness import Results, Row, Spread, paired
+from .stats import Results, Row, Spread, paired
 
 __all__ = ["Goal", "Measured", "Verdict", "evaluate"]
 

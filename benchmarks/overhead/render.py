@@ -7,9 +7,10 @@ from typing import Any
 
 from .fmt import signed, span, us
 from .goals import Verdict
-from .harness import Results, Row, Timings
+from .harness import Timings
 from .probes import Probe
 from .settings import Settings
+from .stats import Results, Row
 
 METHOD = [
     "* Every group interleaves its configurations round by round, rotating the starting "

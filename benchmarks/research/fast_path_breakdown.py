@@ -25,10 +25,11 @@ from typing import Any
 import httpx
 
 from benchmarks.overhead.fixtures import ForwardingTransport, NullTransport, new_request, sender
-from benchmarks.overhead.harness import Built, Config, Group, control, run_group, summarize
+from benchmarks.overhead.harness import Built, Config, Group, control, run_group
 from benchmarks.overhead.peers import ours
 from benchmarks.overhead.render import group_section
 from benchmarks.overhead.settings import FULL, QUICK
+from benchmarks.overhead.stats import summarize
 
 #: (key, what the step adds, the pieces it has). Pieces: see `_body`.
 STEPS = (

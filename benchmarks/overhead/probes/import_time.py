@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx_retrying
 
 from ..goals import Goal, Measured
-from ..harness import Results, Spread
 from ..settings import Settings
+from ..stats import Results, Spread
 from . import Probe
 
 CODE = "import httpx; import httpx_retrying"

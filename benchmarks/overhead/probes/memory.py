@@ -12,9 +12,10 @@ from typing import Any
 
 from ..fixtures import NullTransport, flaky_mock, new_request
 from ..goals import Goal, Measure, Measured
-from ..harness import BenchmarkError, Results
+from ..harness import BenchmarkError
 from ..peers import NAMES, around, bare_three, collect, httpx_retries_transport, ours
 from ..settings import Settings
+from ..stats import Results
 from . import Probe
 
 #: Traced-memory growth treated as noise over a long run (allocator bookkeeping, an int
