@@ -34,6 +34,8 @@ METHOD = [
 ]
 
 GOALS_INTRO = (
+    "In the goals, A is the bare baseline, F a do-nothing forwarding wrapper and R "
+    "`httpx_retrying.RetryTransport`. "
     "Each goal is a figure from this run and the most it may be ([goals.py](../overhead/goals.py); "
     "the rows live next to what they judge, in [groups/](../overhead/groups/) and "
     "[probes/](../overhead/probes/)). Paired medians come with a distribution-free ~95 % "

@@ -2,7 +2,7 @@
 
 The inner transport returns a prebuilt 200, so each configuration's added cost over
 the bare inner call (A) is its own work. F, a do-nothing forwarding wrapper, is the
-yardstick: no transport layer written in Python costs less, and the package's added
+yardstick: about the least a transport layer written in Python costs. The added
 cost R is judged against it, side by side with the peers in one interleaved run.
 """
 

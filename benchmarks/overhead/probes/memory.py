@@ -7,7 +7,7 @@ import dataclasses
 import gc
 import itertools
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ..fixtures import NullTransport, flaky_mock, new_request
@@ -21,6 +21,7 @@ from . import Probe
 #: Traced-memory growth treated as noise over a long run (allocator bookkeeping, an int
 #: counter growing a digit): anything kept per request would show as >= 900 kB at 1M.
 NOISE_BYTES = 4096
+ASYNC = "async (asyncio)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +37,19 @@ def _traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
-def _growth(run: Callable[[int], object], first: int, total: int) -> Growth:
-    run(1000)  # warm-up: caches, lazy imports
+def _readings(first: int, total: int) -> Generator[int, None, Growth]:
+    """The measurement, as a generator: yields how many requests to make next.
+
+    A sync and an async driver make the requests, so that the async ones run inside one
+    event loop while the readings are taken by the same code.
+    """
+    yield 1000  # warm-up: caches, lazy imports
     tracemalloc.start()
     try:
         base = _traced()
-        run(first)
+        yield first
         after_first = _traced() - base
-        run(total - first)
+        yield total - first
         after_total = _traced() - base
         peak = tracemalloc.get_traced_memory()[1] - base
         return Growth(after_first, after_total, peak, (first, total))
@@ -51,27 +57,35 @@ def _growth(run: Callable[[int], object], first: int, total: int) -> Growth:
         tracemalloc.stop()
 
 
-async def _async_requests(transport: Any, request: Any, n: int) -> None:
-    send = transport.handle_async_request
-    for _ in itertools.repeat(None, n):
-        await send(request)
+def _drive(
+    readings: Generator[int, None, Growth], send: Callable[[Any], Any], request: Any
+) -> Growth:
+    try:
+        while True:
+            for _ in itertools.repeat(None, readings.send(None)):
+                send(request)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _adrive(
+    readings: Generator[int, None, Growth], send: Callable[[Any], Any], request: Any
+) -> Growth:
+    try:
+        while True:
+            for _ in itertools.repeat(None, readings.send(None)):
+                await send(request)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 def growth(settings: Settings) -> dict[str, Growth]:
     """Through one `RetryTransport(NullTransport())` with the default budget, sync and async."""
     first, total = settings.mem_first, settings.mem_total
     transport, request = ours(NullTransport(), retry_path=False), new_request()
-
-    def sync_requests(n: int) -> None:
-        send = transport.handle_request
-        for _ in itertools.repeat(None, n):
-            send(request)
-
-    found = {"sync": _growth(sync_requests, first, total)}
-    with asyncio.Runner() as runner:  # one event loop for every block
-        run = lambda n: runner.run(_async_requests(transport, request, n))  # noqa: E731
-        found[ASYNC] = _growth(run, first, total)
-    return found
+    sync = _drive(_readings(first, total), transport.handle_request, request)
+    asend = transport.handle_async_request
+    return {"sync": sync, ASYNC: asyncio.run(_adrive(_readings(first, total), asend, request))}
 
 
 def growth_section(settings: Settings, found: dict[str, Growth]) -> list[str]:
@@ -156,7 +170,6 @@ PROBES = (
     Probe("memory", growth, growth_section),
     Probe("retry-memory", retry_peak, retry_peak_section),
 )
-ASYNC = "async (asyncio)"
 GOALS = (
     Goal("Memory, sync: growth over the run", NOISE_BYTES, "B", _growth_measure("sync")),
     Goal("Memory, async: growth over the run", NOISE_BYTES, "B", _growth_measure(ASYNC)),
