@@ -6,6 +6,7 @@ Not a timed test and no run of the benchmark (CI runs `python -m benchmarks.over
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from types import SimpleNamespace
 from typing import Any
@@ -29,7 +30,7 @@ from benchmarks.overhead.probes import Probe
 from benchmarks.overhead.probes.import_time import ImportCost
 from benchmarks.overhead.probes.memory import Growth
 from benchmarks.overhead.probes.profile import REPOSITORY, where
-from benchmarks.overhead.settings import FULL, QUICK, Settings, Size
+from benchmarks.overhead.settings import FULL, QUICK, Settings, Size, smoke
 from benchmarks.overhead.stats import Results, median_ci, summarize
 
 RESULTS = REPOSITORY / "benchmarks" / "results"
@@ -198,6 +199,8 @@ def test_the_quick_run_is_the_full_run_shrunk() -> None:
     ]
     assert sizes
     assert all(quick.rounds == 2 and quick.n <= full.n for full, quick in sizes)
+    one_download = dataclasses.replace(FULL, success=Size(1, 7))
+    assert smoke(one_download).success == Size(1, 2)  # never more than the full run
 
 
 def test_the_report_renders_a_small_run() -> None:

@@ -54,7 +54,7 @@ def smoke(full: Settings) -> Settings:
     for field in dataclasses.fields(full):
         value = getattr(full, field.name)
         if isinstance(value, Size):
-            changes[field.name] = Size(min(max(value.n // 100, 10), 2_000), 2)
+            changes[field.name] = Size(min(max(value.n // 100, 10), 2_000, value.n), 2)
         elif type(value) is int:
             changes[field.name] = max(value // 100, 2)
     return dataclasses.replace(full, **changes)  # type: ignore[arg-type]
