@@ -1,6 +1,7 @@
-"""A minimal keep-alive HTTP/1.1 server on 127.0.0.1 for benchmarks/overhead.py.
+"""A minimal keep-alive HTTP/1.1 server on 127.0.0.1 for the loopback groups.
 
-Run as a separate process: `python _loopback_server.py [--cpu N] [--max-seconds S]`.
+Started by `loopback.LoopbackServer` as a separate process, by path (it imports
+nothing from the benchmark): `python loopback_server.py [--cpu N] [--max-seconds S]`.
 It binds port 0, prints `PORT <n>` on stdout, and serves until its stdin is closed
 (the parent exits or closes the pipe) or `--max-seconds` pass, so it never outlives
 the benchmark. Routes (every response has a Content-Length, nothing is chunked):
