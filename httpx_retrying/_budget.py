@@ -12,10 +12,11 @@ retry succeeded. The first request a budget counts is never refused a retry,
 so a script making one call can use all its attempts.
 
 The success path only counts: `record_request` is the bound `__next__` of an
-`itertools.count`, atomic under the GIL (free-threaded builds are not claimed),
-with no lock and no clock read. Deposits, decay and the trickle are folded into
-the balance lazily, under a lock that is never held across I/O, when a retry
-asks for tokens or reports its outcome, or when a figure is read.
+`itertools.count` (`request_counter`), atomic under the GIL (free-threaded
+builds are not claimed), with no lock and no clock read. Deposits, decay and
+the trickle are folded into the balance lazily, under a lock that is never held
+across I/O, when a retry asks for tokens or reports its outcome, or when a
+figure is read.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ class RetryBudget:
         "_allowed",
         "_balance",
         "_clock",
-        "_counter",
         "_counter_reads",
         "_last_fold",
         "_lock",
@@ -81,6 +81,7 @@ class RetryBudget:
         "per_second",
         "ratio",
         "record_request",
+        "request_counter",
         "timeout_cost",
     )
 
@@ -113,9 +114,12 @@ class RetryBudget:
             raise TypeError(f"RetryBudget clock must be callable, got {clock!r}")
         self._clock = clock
         self._lock = threading.Lock()
-        self._counter = itertools.count()
-        #: Count one request: the transports' success path calls this and nothing else.
-        self.record_request: Callable[[], object] = self._counter.__next__
+        #: The requests counted so far (plus this budget's own reads of it): `record_request()`
+        #: is `next(request_counter)`; transports call `next()` on it directly, which costs
+        #: half a bound-method call on their success path.
+        self.request_counter = itertools.count()
+        #: Count one request: a transport's success path does this and nothing else.
+        self.record_request: Callable[[], object] = self.request_counter.__next__
         self._counter_reads = 0  # our own next() calls, to subtract from the count
         self._requests_folded = 0
         self._balance = self.grant
@@ -138,7 +142,7 @@ class RetryBudget:
         lands above it is credited as if the requests had arrived evenly since
         the last fold (so it has decayed on average), then capped.
         """
-        seen = next(self._counter) - self._counter_reads
+        seen = next(self.request_counter) - self._counter_reads
         self._counter_reads += 1
         new = seen - self._requests_folded
         self._requests_folded = seen

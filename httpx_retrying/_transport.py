@@ -46,14 +46,14 @@ class _Plan:
       (one comparison on the success path); 400 and up may carry
       `x-should-retry`; with a predicate every response is looked at; with one
       attempt none is.
-    * `reads_bodies`: a response body from the network may be preloaded or resumed.
-    * `prepares`: the first attempt needs a `RetryCall` (deadline, attempt
-      header, idempotency key).
-    * `reads_clock`: a backoff that is not the package's own may read the time
-      since the first attempt, so that start is read before it.
+    * `streams_pass`: a response streamed from the network needs no look either:
+      no body of it will be preloaded or resumed. (A body in memory never does.)
+    * `starts_call`: the first attempt needs a `RetryCall`: a deadline, an attempt
+      header or an idempotency key prepares it, and a backoff that is not one of
+      the package's own may read the time since it started.
     """
 
-    __slots__ = ("floor", "policy", "prepares", "reads_bodies", "reads_clock")
+    __slots__ = ("floor", "policy", "starts_call", "streams_pass")
 
     def __init__(self, policy: RetryPolicy) -> None:
         retries = policy.attempts > 1
@@ -64,13 +64,13 @@ class _Plan:
             self.floor = 0
         else:
             self.floor = min([400, *policy.statuses])
-        self.reads_bodies = retries and (policy.preload_limit > 0 or policy.resume)
-        self.prepares = (
+        self.streams_pass = not (retries and (policy.preload_limit > 0 or policy.resume))
+        self.starts_call = (
             policy.deadline is not None
             or policy.attempt_header is not None
             or policy.idempotency_key
+            or not isinstance(policy.backoff, _CappedExponential)
         )
-        self.reads_clock = not isinstance(policy.backoff, _CappedExponential)
 
 
 _NO_RETRY = _Plan(RetryPolicy(attempts=1))
@@ -160,9 +160,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._plan = _Plan(policy)
         self._plans: dict[Any, _Plan] = {}  # per-request policies and overrides
         self._budget = budget
-        self._record_request: Callable[[], object] = (
-            budget.record_request if budget is not None else itertools.count().__next__
-        )
+        # `next()` on it is the success path's counter tick (`budget.record_request()`).
+        self._requests = budget.request_counter if budget is not None else itertools.count()
         self._env = Environment(
             flavour=flavour,
             budget=budget,
@@ -258,7 +257,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
 
     def _plan_for(self, choice: object) -> _Plan:
         """The plan for `extensions["retry"]`: a policy, True, False, or a dict of fields."""
-        if choice is True:
+        if choice is True or choice is None:
             return self._plan
         if choice is False:
             return _NO_RETRY
@@ -317,22 +316,21 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
     # -- sync -----------------------------------------------------------------
 
     def handle_request(self, request: RequestT) -> ResponseT:
-        choice = request.extensions.get("retry")
-        plan = self._plan if choice is None else self._plan_for(choice)
-        self._record_request()
-        if plan.prepares:
+        extensions = request.extensions
+        plan = self._plan if "retry" not in extensions else self._plan_for(extensions["retry"])
+        next(self._requests)
+        if plan.starts_call:
             call = self._call(plan, request, self._env.clock())
             return self._retry(call, *self._attempt(call.first_request()))
-        started = self._env.clock() if plan.reads_clock else None
         try:
             response = self._send(request)
         except self._transport_error as exc:
-            return self._retry(self._call(plan, request, started), None, exc)
+            return self._retry(self._call(plan, request, None), None, exc)
         if response.status_code < plan.floor and (
-            not plan.reads_bodies or isinstance(response.stream, self._in_memory)
+            plan.streams_pass or type(response.stream) is self._in_memory
         ):
             return response
-        return self._retry(self._call(plan, request, started), response, None)
+        return self._retry(self._call(plan, request, None), response, None)
 
     def _attempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
@@ -407,22 +405,21 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
     # -- async ----------------------------------------------------------------
 
     async def handle_async_request(self, request: RequestT) -> ResponseT:
-        choice = request.extensions.get("retry")
-        plan = self._plan if choice is None else self._plan_for(choice)
-        self._record_request()
-        if plan.prepares:
+        extensions = request.extensions
+        plan = self._plan if "retry" not in extensions else self._plan_for(extensions["retry"])
+        next(self._requests)
+        if plan.starts_call:
             call = self._call(plan, request, self._env.clock())
             return await self._aretry(call, *await self._aattempt(call.first_request()))
-        started = self._env.clock() if plan.reads_clock else None
         try:
             response = await self._asend(request)
         except self._transport_error as exc:
-            return await self._aretry(self._call(plan, request, started), None, exc)
+            return await self._aretry(self._call(plan, request, None), None, exc)
         if response.status_code < plan.floor and (
-            not plan.reads_bodies or isinstance(response.stream, self._in_memory)
+            plan.streams_pass or type(response.stream) is self._in_memory
         ):
             return response
-        return await self._aretry(self._call(plan, request, started), response, None)
+        return await self._aretry(self._call(plan, request, None), response, None)
 
     async def _aattempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
