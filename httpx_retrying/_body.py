@@ -67,8 +67,11 @@ def release_seconds(response: Any, flavour: Flavour) -> float:
 
 
 def _keep(response: Any, flavour: Flavour, chunks: list[bytes]) -> None:
-    """Give a fully read response an in-memory body: readable again, like an unread one."""
-    response.stream = flavour.byte_stream(b"".join(chunks))
+    """Give a fully read response an in-memory body: readable again, like an unread one.
+
+    The chunks are kept as they came: joining them would hold the body twice.
+    """
+    response.stream = flavour.buffered_stream(chunks)
 
 
 def _close(chunk_iterator: Any) -> None:

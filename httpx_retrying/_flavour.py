@@ -7,10 +7,25 @@ needs to know about the library it serves.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
 __all__ = ["Flavour"]
+
+
+class _Buffered:
+    """A body read into memory, kept as the chunks it arrived in (never copied into one)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
 
 
 class Flavour:
@@ -20,6 +35,7 @@ class Flavour:
         "async_base",
         "async_default",
         "async_stream",
+        "buffered_stream",
         "byte_stream",
         "maybe_sent",
         "name",
@@ -44,6 +60,10 @@ class Flavour:
         self.request: type[Any] = module.Request
         self.response: type[Any] = module.Response
         self.byte_stream: type[Any] = module.ByteStream
+        #: An in-memory body (a `ByteStream`, so clients and the retry rules treat it as one).
+        self.buffered_stream: type[Any] = type(
+            "BufferedStream", (_Buffered, module.ByteStream), {"__module__": __name__}
+        )
         self.sync_stream: type[Any] = module.SyncByteStream
         self.async_stream: type[Any] = module.AsyncByteStream
         self.transport_error: type[Exception] = module.TransportError

@@ -135,10 +135,14 @@ class Clients:
         self._async = async_
         self._opened: list[Any] = []
 
+    def client(self, transport: Any) -> Any:
+        """A new client over `transport`, closed with the others."""
+        self._opened.append(self._class(transport=transport, trust_env=False))
+        return self._opened[-1]
+
     def get(self, transport: Any) -> Callable[[Any], Any]:
         """A new client's bound `get` over `transport`."""
-        self._opened.append(self._class(transport=transport, trust_env=False))
-        return self._opened[-1].get  # type: ignore[no-any-return]
+        return self.client(transport).get  # type: ignore[no-any-return]
 
     def close(self) -> Awaitable[None] | None:
         if self._async:

@@ -9,6 +9,8 @@ the benchmark. Routes (every response has a Content-Length, nothing is chunked):
 * `GET /ok`: 200 with the 2-byte body `ok`.
 * `GET /flaky/<id>`: 503 with the 11-byte body `unavailable` the first two times an
   id is seen, then 200 `ok` (and the id is forgotten).
+* `GET /bytes/<n>`: 200 with an n-byte body (no validator: nothing to resume).
+* `GET /blob/<n>`: 200 with an n-byte body and a strong `ETag` (a resumable download).
 * `GET /_stats`: `<connections> <requests>` and the connection is closed. Only
   connections that carried at least one other request are counted, and `/_stats`
   requests are not, so the caller can read exact deltas around a timed block.
@@ -29,6 +31,22 @@ _UNAVAILABLE = (
 )
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 _FAILURES_PER_ID = 2
+_bodies: dict[int, bytes] = {}  # n -> n bytes, built once
+
+
+def _sized(target: bytes, prefix: bytes, etag: bool) -> bytes | None:
+    """The response for `/bytes/<n>` or `/blob/<n>`, or None if `target` is neither."""
+    if not target.startswith(prefix) or not target[len(prefix) :].isdigit():
+        return None
+    n = int(target[len(prefix) :])
+    body = _bodies.get(n)
+    if body is None:
+        body = _bodies[n] = b"x" * n
+    validator = b'ETag: "blob-%d"\r\n' % n if etag else b""
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n%sContent-Length: %d\r\n\r\n"
+    )
+    return head % (validator, n) + body
 
 
 class _Stats:
@@ -93,7 +111,8 @@ class _Connection(asyncio.Protocol):
                 stats.flaky.pop(target, None)
                 transport.write(_OK)
         else:
-            transport.write(_NOT_FOUND)
+            sized = _sized(target, b"/bytes/", etag=False) or _sized(target, b"/blob/", etag=True)
+            transport.write(_NOT_FOUND if sized is None else sized)
 
 
 async def _serve(max_seconds: float) -> None:

@@ -7,14 +7,14 @@ To add a measurement, write a module under `groups/` (interleaved timing) or `pr
 from __future__ import annotations
 
 from .goals import Goal
-from .groups import client, components, loopback, mock, retry, success
+from .groups import body, client, components, loopback, mock, retry, success
 from .harness import Group
 from .loopback import LoopbackServer
-from .probes import Probe, import_time, memory, profile
+from .probes import Probe, import_time, memory, preload_memory, profile
 from .settings import Settings
 
-GROUP_MODULES = (success, mock, retry, client, loopback, components)
-PROBE_MODULES = (memory, import_time, profile)
+GROUP_MODULES = (success, mock, retry, client, loopback, body, components)
+PROBE_MODULES = (memory, preload_memory, import_time, profile)
 
 PROBES: tuple[Probe, ...] = tuple(p for module in PROBE_MODULES for p in module.PROBES)
 GOALS: tuple[Goal, ...] = tuple(

@@ -24,6 +24,8 @@ class Settings:
     client: Size  # Client.get over MockTransport
     loopback: Size  # Client.get to the loopback server, success path
     loopback_retry: Size  # Client.get to the loopback server, retry path
+    body: Size  # Client.get of a 10 KiB body from the loopback server
+    download: Size  # a 100 MB download from the loopback server
     components: Size  # single operations a retry can involve
     mem_first: int  # memory probe: requests before the first reading
     mem_total: int  # memory probe: requests before the last reading
@@ -40,6 +42,8 @@ FULL = Settings(
     client=Size(200, 151),
     loopback=Size(1_000, 9),
     loopback_retry=Size(300, 9),
+    body=Size(1_000, 9),
+    download=Size(1, 7),
     components=Size(100_000, 15),
     mem_first=100_000,
     mem_total=1_000_000,
