@@ -180,6 +180,11 @@ def test_every_goal_of_the_plan_is_measured_from_a_group_or_probe_it_runs() -> N
         results.timings[g.key] = t
     results.probes["memory"] = {m: Growth(0, 0, 0, (1, 2)) for m in ("sync", "async (asyncio)")}
     results.probes["import"] = ImportCost(summarize(timings({"A": [1.0]}))["A"].us, 1.0, 1, [], 1)
+    results.probes["preload-memory"] = {
+        "10 bytes": (100, 200),
+        "at the limit": (1_048_676, 2_000_000),
+        "one byte over": (300, 400),
+    }
     verdicts = evaluate(plan.GOALS, results)
     assert [v.goal.name for v in verdicts if v.passed is None] == []
     assert len({goal.name for goal in plan.GOALS}) == len(plan.GOALS)
