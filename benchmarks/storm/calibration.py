@@ -82,7 +82,7 @@ def _s3_success_over_vs_none(budget: str, jitter: str) -> Measure:
 
 def _s3_jitter_spread(budget: str) -> Measure:
     def spread(res: Results) -> float:
-        amps = [res.s3[("spec", budget, jitter)]["amp_over"] for jitter in JITTERS]
+        amps = [float(res.s3[("spec", budget, jitter)]["amp_over"]) for jitter in JITTERS]
         return max(amps) / min(amps) - 1
 
     return spread

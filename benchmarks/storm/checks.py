@@ -75,5 +75,5 @@ def mean(runs: Iterable[Run], key: str) -> float:
 
 def worst(runs: Sequence[Run], key: str, op: str) -> float:
     """The seed that comes closest to failing a bound with operator `op`."""
-    values = [run[key] for run in runs]
+    values = [float(run[key]) for run in runs]
     return max(values) if op == "<=" else min(values)

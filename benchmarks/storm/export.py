@@ -35,8 +35,8 @@ def _rows(res: Results) -> Iterable[dict[str, Any]]:
     for (label, ra), runs in res.s2.items():
         for seed, run in zip(res.grid.s2_seeds, runs, strict=True):
             yield {"scenario": "S2", "strategy": label, "ra": ra, "seed": seed, **_clean(run)}
-    for key, runs in (("S3", res.s3), ("S4", res.s4)):
-        for (pol, budget, jitter), run in runs.items():
+    for key, overload in (("S3", res.s3), ("S4", res.s4)):
+        for (pol, budget, jitter), run in overload.items():
             yield {
                 "scenario": key,
                 "policy": pol,

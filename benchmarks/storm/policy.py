@@ -79,7 +79,8 @@ class Policy:
 
 
 def backoff_name(strategy: object) -> str:
-    return {cls: name for name, cls in BACKOFFS.items()}[type(strategy)]
+    names: dict[object, str] = {cls: name for name, cls in BACKOFFS.items()}
+    return names[type(strategy)]
 
 
 def package_default_policy(timeout_ms: float | None = None, **changes: Any) -> Policy:
