@@ -56,6 +56,16 @@ def _fleet_note(scenario: str, n: int, key: str) -> Note:
     return note
 
 
+def _probe_note(key: str) -> Callable[[Results], str]:
+    """What the same probe gives without a budget and with the 0.1.0 budget."""
+
+    def note(res: Results) -> str:
+        others = [(b, res.probes.get((key, b))) for b in ("none", LEGACY)]
+        return ", ".join(f"{b}: {v:.3f}" for b, v in others if v is not None)
+
+    return note
+
+
 GOALS: tuple[Goal, ...] = (
     Goal(
         "S3 amplification, 20 processes",
@@ -132,13 +142,3 @@ GOALS: tuple[Goal, ...] = (
         for key, bound in PROBE_BOUNDS.items()
     ),
 )
-
-
-def _probe_note(key: str) -> Callable[[Results], str]:
-    """What the same probe gives without a budget and with the 0.1.0 budget."""
-
-    def note(res: Results) -> str:
-        others = [(b, res.probes.get((key, b))) for b in ("none", LEGACY)]
-        return ", ".join(f"{b}: {v:.3f}" for b, v in others if v is not None)
-
-    return note
