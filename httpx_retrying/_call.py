@@ -262,6 +262,9 @@ class RetryCall:
             reason = f"{name} (not processed)" if kind is Sent.NOT_PROCESSED else name
         else:
             status = response.status_code
+            if status < 400 and status not in policy.statuses and verdict is None:
+                self.stop_reason = ""  # a success: nothing to look for, nothing to tell
+                return None
             hints = self._hints = {}
             for name, value in response.headers.multi_items():
                 if name in _HINTS:
@@ -281,8 +284,7 @@ class RetryCall:
                 and not (server_vouches and status >= 400)
                 and verdict is not True
             ):
-                # A success (below 400) is no reason to stop: nothing to tell.
-                self.stop_reason = f"status {status} is not retried" if status >= 400 else ""
+                self.stop_reason = f"status {status} is not retried"
                 return None
             reason = f"status {status}"
         if not (vouched or _is_idempotent(policy, request)):
