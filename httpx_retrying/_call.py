@@ -322,7 +322,7 @@ class RetryCall:
 
         `detail` says where a body broke (`" at byte 65536"`), for the reason.
         """
-        policy, env = self.policy, self.env
+        policy = self.policy
         cap = _testing.current()[1]
         limit = policy.attempts if cap is None else min(policy.attempts, cap)
         attempts_left = self.attempt - self.progress_mark < limit
@@ -337,53 +337,13 @@ class RetryCall:
             self.retry_was_wanted = True
             return None
         self.retry_was_wanted = True
-
-        delay = self._backoff(error, response)
-        if math.isnan(delay) or delay == math.inf:
-            self.stop_reason = f"{reason}; the backoff returned {delay!r} s"
+        delay = self._wait(reason, response, error)
+        if (
+            delay is None
+            or not self._fits_deadline(reason, delay, response)
+            or not self._paid_for(reason, error)
+        ):
             return None
-        delay = max(0.0, delay)
-        if not isinstance(policy.backoff, _CappedExponential):
-            delay = min(delay, policy.max_retry_after)  # the package's own are capped already
-        if response is not None and policy.respect_retry_after:
-            asked = self._server_delay()
-            if asked is not None:
-                combined = wait_with_retry_after(
-                    delay,
-                    asked,
-                    spread=policy.retry_after_spread,
-                    uniform=env.random(),
-                    max_retry_after=policy.max_retry_after,
-                )
-                if combined is None:
-                    self.stop_reason = (
-                        f"{reason}; the server asked for a {asked:g} s wait, "
-                        f"more than max_retry_after ({policy.max_retry_after:g} s)"
-                    )
-                    return None
-                delay = combined
-
-        deadline = policy.deadline
-        if deadline is not None and self.started is not None:
-            elapsed = env.clock() - self.started
-            releasing = 0.0 if response is None else release_seconds(response, env.flavour)
-            least = min(_MIN_ATTEMPT_SECONDS, _MIN_ATTEMPT_SHARE * deadline)
-            if elapsed + releasing + delay + least >= deadline:
-                self.stop_reason = (
-                    f"{reason}; waiting {delay:.3f} s would leave too little "
-                    f"of the {deadline:g} s deadline"
-                )
-                return None
-        budget = env.budget
-        if budget is not None:
-            timed_out = isinstance(error, env.flavour.timeout) and not isinstance(
-                error, env.flavour.never_sent
-            )
-            cost = budget.timeout_cost if timed_out else 1.0
-            if not budget.try_acquire(cost):
-                self.stop_reason = f"{reason}; the retry budget is spent"
-                return None
-            self._paid = cost
         state = self._state
         state.idle_for += delay
         state.upcoming_sleep = delay
@@ -393,6 +353,63 @@ class RetryCall:
         self.history.append(event)
         self._publish()
         return Retry(delay, event)
+
+    def _wait(self, reason: str, response: Any, error: BaseException | None) -> float | None:
+        """The backoff, floored by what the server asked for; None (and why) to give up."""
+        policy = self.policy
+        delay = self._backoff(error, response)
+        if math.isnan(delay) or delay == math.inf:
+            self.stop_reason = f"{reason}; the backoff returned {delay!r} s"
+            return None
+        delay = max(0.0, delay)
+        if not isinstance(policy.backoff, _CappedExponential):
+            delay = min(delay, policy.max_retry_after)  # the package's own are capped already
+        if response is None or not policy.respect_retry_after:
+            return delay
+        asked = self._server_delay()
+        if asked is None:
+            return delay
+        combined = wait_with_retry_after(
+            delay,
+            asked,
+            spread=policy.retry_after_spread,
+            uniform=self.env.random(),
+            max_retry_after=policy.max_retry_after,
+        )
+        if combined is None:
+            self.stop_reason = (
+                f"{reason}; the server asked for a {asked:g} s wait, "
+                f"more than max_retry_after ({policy.max_retry_after:g} s)"
+            )
+        return combined
+
+    def _fits_deadline(self, reason: str, delay: float, response: Any) -> bool:
+        """Whether releasing `response`, waiting and a minimal attempt fit in what is left."""
+        deadline = self.policy.deadline
+        if deadline is None or self.started is None:
+            return True
+        elapsed = self.env.clock() - self.started
+        releasing = 0.0 if response is None else release_seconds(response, self.env.flavour)
+        least = min(_MIN_ATTEMPT_SECONDS, _MIN_ATTEMPT_SHARE * deadline)
+        if elapsed + releasing + delay + least < deadline:
+            return True
+        self.stop_reason = (
+            f"{reason}; waiting {delay:.3f} s would leave too little of the {deadline:g} s deadline"
+        )
+        return False
+
+    def _paid_for(self, reason: str, error: BaseException | None) -> bool:
+        """Whether the budget grants the retry (a timeout costs more: it may still be served)."""
+        budget, flavour = self.env.budget, self.env.flavour
+        if budget is None:
+            return True
+        timed_out = isinstance(error, flavour.timeout) and not isinstance(error, flavour.never_sent)
+        cost = budget.timeout_cost if timed_out else 1.0
+        if not budget.try_acquire(cost):
+            self.stop_reason = f"{reason}; the retry budget is spent"
+            return False
+        self._paid = cost
+        return True
 
     def _publish(self) -> None:
         """Show the history on the response the caller already holds (a resuming body)."""
