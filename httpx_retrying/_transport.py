@@ -74,6 +74,7 @@ class _Plan:
 
 
 _NO_RETRY = _Plan(RetryPolicy(attempts=1))
+_SYNC, _ASYNC = 0, 1  # which of `resuming_streams()` a mode's responses get
 
 
 def _frozen(value: Any) -> Any:
@@ -359,7 +360,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 if error is not None:
                     retry = self._decided(call, response, error, detail)
             if retry is None:
-                return self._finish(call, response, error)
+                return self._finish(call, response, error, _SYNC)
             if response is not None:
                 release(response, call.sent, self._flavour)
             dispatch(retry.event, self._env.hooks, call.policy.attempts)
@@ -383,12 +384,13 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         return None, body_error, f" at body byte {received} of {length}"
 
     def _finish(
-        self, call: RetryCall, response: ResponseT | None, error: Exception | None
+        self, call: RetryCall, response: ResponseT | None, error: Exception | None, mode: int
     ) -> ResponseT:
+        """The final outcome; a body that may be resumed gets the mode's resuming stream."""
         final = call.finish(response, error)
         if call.resume_error is None and (splice := call.splice(final)) is not None:
             final_any: Any = final
-            stream_class = resuming_streams(self._flavour)[0]
+            stream_class = resuming_streams(self._flavour)[mode]
             final_any.stream = stream_class(self, call, splice, final_any.stream)
         return final
 
@@ -444,7 +446,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 if error is not None:
                     retry = await self._adecided(call, response, error, detail)
             if retry is None:
-                return self._afinish(call, response, error)
+                return self._finish(call, response, error, _ASYNC)
             if response is not None:
                 await arelease(response, call.sent, self._flavour)
             await adispatch(retry.event, self._env.hooks, call.policy.attempts)
@@ -471,16 +473,6 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         if body_error is None:
             return response, error, detail
         return None, body_error, f" at body byte {received} of {length}"
-
-    def _afinish(
-        self, call: RetryCall, response: ResponseT | None, error: Exception | None
-    ) -> ResponseT:
-        final = call.finish(response, error)
-        if call.resume_error is None and (splice := call.splice(final)) is not None:
-            final_any: Any = final
-            stream_class = resuming_streams(self._flavour)[1]
-            final_any.stream = stream_class(self, call, splice, final_any.stream)
-        return final
 
     async def _aresume(
         self, call: RetryCall, splice: Splice, error: Exception, progressed: bool
