@@ -256,7 +256,7 @@ def test_post_is_retried_when_the_server_says_so(sdk: Any, kind: str, server: Fa
     ids=["openai", "anthropic"],
 )
 def test_sdk_retries_multiply_with_ours(sdk: Any, kind: str, server: FaultServer) -> None:
-    """Why the README says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
+    """Why docs/sdks.md says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
     server.script("/v1/models", *busy(503, 9, retry_after_ms="1"))
     with (  # 6 retries of ours in a fresh transport: more than its budget's grant
         sdk_client(sdk, server.url, kind, max_retries=2, budget=None) as client,
@@ -437,7 +437,7 @@ def test_replicate_multiplication_is_bounded_by_the_retry_budget(server: FaultSe
 
 
 def test_replicate_with_disjoint_statuses(server: FaultServer) -> None:
-    """The README's advice: we retry what replicate does not (408, 502, errors), it does 503."""
+    """docs/sdks.md's advice: we retry what replicate does not (408, 502, errors), it does 503."""
     policy = httpx_retrying.RetryPolicy(statuses={408, 502}, backoff=tenacity.wait_none())
     with httpx_retrying.RetryTransport(policy=policy) as transport:
         client = _replicate(server, transport)
