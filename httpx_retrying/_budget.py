@@ -40,7 +40,7 @@ _EPSILON = 1e-9
 class RetryBudget:
     """Allow retries while they stay a small fraction of the recent traffic.
 
-    Arguments (the defaults are justified in the README, "The retry budget"):
+    Arguments (the defaults are justified in the documentation, "The retry budget"):
 
     * `ratio`: tokens earned per request; `0.1` lets failed retries add about
       10 % to the load in a sustained failure (the SRE book's per-client budget).

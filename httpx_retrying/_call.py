@@ -1,8 +1,9 @@
 """The decision core: one logical request's retries, with no I/O of its own.
 
 A `RetryCall` is built once a first attempt needs a second look (a failure, a
-body to preload or resume, or a policy that prepares requests); a first-try
-success on an in-memory response never builds one. The loops in `_transport`
+body to preload or resume), or before it for a policy that prepares requests
+(deadline, attempt header, idempotency key) or whose backoff may read the
+elapsed time; otherwise a first-try success never builds one. The loops in `_transport`
 and the resuming streams in `_resume` feed it outcomes and do what it returns:
 `decide` gives a `Retry` (wait this long, then send `next_request()`) or None
 (give up: `finish` returns the response or raises the error with its story).

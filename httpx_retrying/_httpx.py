@@ -29,14 +29,18 @@ class RetryTransport(
     * `transport`: the transport to wrap: sync, async, or both (`MockTransport`).
       Default: an `httpx.HTTPTransport()` / `httpx.AsyncHTTPTransport()`, made on
       first use in that mode. Connection settings (`limits`, `verify`, `http2`,
-      `proxy`) belong on this inner transport: a Client ignores its own once it
-      is given a `transport=`.
-    * `policy`: the `RetryPolicy` for requests that carry none in
-      `extensions["retry"]` (a `RetryPolicy`, or `False` for no retries).
+      `proxy`) belong on this inner transport: a Client applies its own only to
+      the default transport it builds, and a Client's `proxy=` bypasses this one.
+    * `policy`: the `RetryPolicy` for every request (default `RetryPolicy()`).
+      A request's `extensions["retry"]` changes it for that request: a dict of
+      fields replaces those fields, a `RetryPolicy` replaces the whole policy,
+      `False` turns retries off.
     * `budget`: a `RetryBudget`, shared or not; by default each transport has
       its own. `None` disables it.
     * `on_retry`: a callable, or a sequence of them, called with a `RetryEvent`
-      before each backoff sleep.
+      after the failed response is released and before each backoff sleep. An
+      `async def` hook is awaited by async clients; sync clients refuse it
+      with a `TypeError`.
     * `clock`, `wall_clock`, `sleep`, `async_sleep`, `random`: injectable for
       tests and simulations (monotonic and Unix seconds, the sleeps, uniform
       [0, 1)). `async_sleep` defaults to `anyio.sleep`: asyncio and trio.

@@ -102,18 +102,21 @@ class RetryPolicy:
       error that may have reached the server (case-insensitive). Errors that
       prove nothing was processed (connect errors, pool timeouts, an HTTP/2
       refused stream) are retried for every method. A request carrying an
-      `Idempotency-Key` header counts as idempotent whatever its method.
+      `Idempotency-Key` or `X-Idempotency-Key` header counts as idempotent
+      whatever its method.
     * `statuses`: response status codes that are retried.
     * `backoff`: seconds to wait before retry `n`: one of the package's
       strategies or any tenacity wait (a callable taking a
       `tenacity.RetryCallState`; its `retry_object` and `fn` are `None`).
     * `deadline`: seconds for the whole call (attempts and sleeps), or `None`.
-      No sleep starts that would end past it, no attempt is sent once it is
+      A retry starts only if its wait, the release of the failed response and
+      a minimal attempt fit in what is left; no attempt is sent once it is
       spent, and each attempt's timeouts are cut to the time left.
     * `respect_retry_after`: honour `Retry-After` / `retry-after-ms`, and the
       rate-limit reset hints when those are absent.
     * `max_retry_after`: a server asking for a longer wait gets its response
-      back at once instead of a retry. It also caps the package's own waits.
+      back at once instead of a retry. It also caps a backoff that is not one
+      of the package's strategies (theirs are capped by their own `cap`).
     * `retry_after_spread`: a server-requested wait `RA` becomes a wait drawn
       from `[RA, RA * (1 + spread)]`, so clients told the same `Retry-After`
       do not all return at the same instant.
@@ -129,8 +132,10 @@ class RetryPolicy:
     * `resume`: continue a large `GET` download that breaks mid-way with a
       `Range` request, when the response carried a strong validator.
     * `should_retry`: `(response, exception) -> bool | None`, asked about every
-      outcome a retry could follow: `True` retries it (even a non-idempotent
-      method), `False` never, `None` lets the rules decide.
+      outcome a retry could follow (not on the last attempt): `True` retries it
+      (even a non-idempotent method), `False` never, `None` lets the rules
+      decide. It never overrides `x-should-retry: false` or the errors that
+      fail the same way again, nor resends a body that cannot be replayed.
     """
 
     attempts: int

@@ -54,7 +54,11 @@ def set_testing(active: bool, *, attempts: int | None = None) -> None:
 
 @contextmanager
 def testing(*, attempts: int | None = None) -> Iterator[None]:  # noqa: PT028 - not a test
-    """`set_testing(True, attempts=...)` for a block, restoring the previous state after it."""
+    """`set_testing(True, attempts=...)` for a block, restoring the previous state after it.
+
+    A context manager: `with testing(): ...` retries without sleeping, and
+    `with testing(attempts=1): ...` does not retry at all.
+    """
     previous = _swap(_checked(True, attempts))
     try:
         yield

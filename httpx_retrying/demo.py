@@ -99,7 +99,7 @@ def main() -> None:
     retrying = httpx.Client(
         timeout=timeout,
         # budget=None: this one-off script fails on purpose in 4 requests of 6, more than a
-        # fresh default budget grants (README, "The retry budget").
+        # fresh default budget grants (docs/budget.md, "The retry budget").
         transport=RetryTransport(
             httpx.HTTPTransport(), policy=policy, budget=None, on_retry=events.append
         ),

@@ -4,16 +4,14 @@ Each test points an SDK at a `FaultServer` on 127.0.0.1 that fails a scripted
 number of times and then answers with JSON the SDK can parse. The SDK's own
 retries are off (`max_retries=0`) unless a test is about them. Our policy does
 not back off (`tenacity.wait_none()`), and the servers send `Retry-After: 0`,
-so no test sleeps for long. The last test runs the README's SDK examples.
+so no test sleeps for long. The last tests run the examples of docs/sdks.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -38,6 +36,7 @@ from tests.fake_api import (
     busy,
     json_ok,
 )
+from tests.markdown_blocks import SDK_PAGE, Block, python_blocks
 from tests.servers import FaultServer, refused_url
 
 FAST = httpx_retrying.RetryPolicy(backoff=tenacity.wait_none())
@@ -257,7 +256,7 @@ def test_post_is_retried_when_the_server_says_so(sdk: Any, kind: str, server: Fa
     ids=["openai", "anthropic"],
 )
 def test_sdk_retries_multiply_with_ours(sdk: Any, kind: str, server: FaultServer) -> None:
-    """Why the README says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
+    """Why docs/sdks.md says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
     server.script("/v1/models", *busy(503, 9, retry_after_ms="1"))
     with (  # 6 retries of ours in a fresh transport: more than its budget's grant
         sdk_client(sdk, server.url, kind, max_retries=2, budget=None) as client,
@@ -438,7 +437,7 @@ def test_replicate_multiplication_is_bounded_by_the_retry_budget(server: FaultSe
 
 
 def test_replicate_with_disjoint_statuses(server: FaultServer) -> None:
-    """The README's advice: we retry what replicate does not (408, 502, errors), it does 503."""
+    """docs/sdks.md's advice: we retry what replicate does not (408, 502, errors), it does 503."""
     policy = httpx_retrying.RetryPolicy(statuses={408, 502}, backoff=tenacity.wait_none())
     with httpx_retrying.RetryTransport(policy=policy) as transport:
         client = _replicate(server, transport)
@@ -501,22 +500,10 @@ def test_replicate_shares_one_transport_between_sync_and_async(server: FaultServ
     assert server.count() == 4
 
 
-# -- the README's examples -------------------------------------------------------
+# -- the SDK page's examples -----------------------------------------------------
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def readme_sdk_examples() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    _, found, rest = text.partition("\n## Using with SDKs\n")
-    if not found:
-        return []
-    section = rest.split("\n## ", 1)[0]
-    return re.findall(r"^```python\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
-
-
-EXAMPLES = readme_sdk_examples()
+EXAMPLES = python_blocks(SDK_PAGE)
 
 
 def _example_sdk(code: str) -> str:
@@ -524,8 +511,8 @@ def _example_sdk(code: str) -> str:
     return name
 
 
-def test_readme_has_sdk_examples() -> None:
-    assert sorted(_example_sdk(code) for code in EXAMPLES) == [
+def test_the_sdk_page_has_its_examples() -> None:
+    assert sorted(_example_sdk(block.code) for block in EXAMPLES) == [
         "anthropic",
         "anthropic",
         "openai",
@@ -535,10 +522,10 @@ def test_readme_has_sdk_examples() -> None:
 
 
 @pytest.mark.parametrize(
-    "code", EXAMPLES, ids=[f"{i}-{_example_sdk(code)}" for i, code in enumerate(EXAMPLES)]
+    "block", EXAMPLES, ids=[f"{block.name}-{_example_sdk(block.code)}" for block in EXAMPLES]
 )
-def test_readme_example_runs(
-    code: str,
+def test_sdk_page_example_runs(
+    block: Block,
     server: FaultServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -553,6 +540,7 @@ def test_readme_example_runs(
     for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
+    code = block.code
     sdk = _example_sdk(code)
     if sdk == "replicate":
         # replicate retries 503 itself; a 502 is retried only by our transport.
@@ -563,7 +551,7 @@ def test_readme_example_runs(
         fault, printed = busy(status_code, 1), "['m']"
     server.script("/v1/models", *fault, json_ok(body))
 
-    exec(compile(code, f"README.md ({sdk} example)", "exec"), {"__name__": "readme_example"})
+    exec(compile(code, block.name, "exec"), {"__name__": "docs_example"})
 
     assert capsys.readouterr().out.strip() == printed
     assert server.count("/v1/models") == 2  # the failure was retried by our transport
