@@ -74,11 +74,12 @@ class Environment:
 class Retry:
     """The decision to retry: sleep `delay` seconds, then send `RetryCall.next_request()`."""
 
-    __slots__ = ("delay", "event")
+    __slots__ = ("attempts", "delay", "event")
 
-    def __init__(self, delay: float, event: RetryEvent[Any, Any]) -> None:
+    def __init__(self, delay: float, event: RetryEvent[Any, Any], attempts: int) -> None:
         self.delay = delay
         self.event = event  # what the hooks, the log and the history are told
+        self.attempts = attempts  # the attempts the call may make (the testing mode caps them)
 
 
 _state_class: Any = None
@@ -222,7 +223,9 @@ class RetryCall:
         if predicate is None:
             return None
         flavour = self.env.flavour
-        if response is not None and isinstance(response.stream, flavour.byte_stream):
+        if response is not None and not isinstance(response.stream, flavour.byte_stream):
+            response.request = self.sent  # as the client will set it (a streamed body: unread)
+        elif response is not None:
             # A body in memory (preloaded): show it read (`.content`, `.json()`) on a copy,
             # so the response itself stays unread for the caller (`iter_raw()` still works).
             response = flavour.response(
@@ -353,7 +356,7 @@ class RetryCall:
         )
         self.history.append(event)
         self._publish()
-        return Retry(delay, event)
+        return Retry(delay, event, limit)
 
     def _wait(self, reason: str, response: Any, error: BaseException | None) -> float | None:
         """The backoff, floored by what the server asked for; None (and why) to give up."""

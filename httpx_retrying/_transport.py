@@ -29,12 +29,13 @@ from ._resume import resuming_streams
 __all__ = ["RetryTransportBase"]
 
 
-class _Default:
+class _OwnBudget:
     def __repr__(self) -> str:
-        return "<default>"
+        return "<a RetryBudget of its own>"
 
 
-_DEFAULT: Any = _Default()
+#: The `budget=` default: each transport makes its own `RetryBudget()`.
+OWN_BUDGET: Any = _OwnBudget()
 #: Per-request policies remembered per transport (a cache, not a registry: cleared when full).
 _PLAN_CACHE_SIZE = 256
 
@@ -119,7 +120,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         transport: SyncT | AsyncT | None = None,
         *,
         policy: RetryPolicy | None = None,
-        budget: RetryBudget | None = _DEFAULT,
+        budget: RetryBudget | None = OWN_BUDGET,
         on_retry: RetryHook | Sequence[RetryHook] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -132,7 +133,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             policy = RetryPolicy()
         elif not isinstance(policy, RetryPolicy):
             raise TypeError(f"policy must be a RetryPolicy, got {policy!r}")
-        if budget is _DEFAULT:
+        if budget is OWN_BUDGET:
             budget = RetryBudget(clock=clock)
         elif budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
@@ -363,7 +364,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 return self._finish(call, response, error, _SYNC)
             if response is not None:
                 release(response, call.sent, self._flavour)
-            dispatch(retry.event, self._env.hooks, call.policy.attempts)
+            dispatch(retry.event, self._env.hooks, retry.attempts)
             if retry.delay > 0 and self._pause():
                 self._sleep(retry.delay)
             request = call.next_request()
@@ -449,7 +450,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 return self._finish(call, response, error, _ASYNC)
             if response is not None:
                 await arelease(response, call.sent, self._flavour)
-            await adispatch(retry.event, self._env.hooks, call.policy.attempts)
+            await adispatch(retry.event, self._env.hooks, retry.attempts)
             if retry.delay > 0 and self._pause():
                 sleep = self._async_sleep
                 if sleep is None:

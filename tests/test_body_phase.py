@@ -260,7 +260,10 @@ def test_a_predicate_reads_the_preloaded_body(harness: Harness) -> None:
     """A 200 carrying an error document is retried: should_retry can read its body."""
     error_document = b'{"error": {"type": "overloaded"}}'
 
+    paths: list[str] = []
+
     def should_retry(response: Any, exception: Exception | None) -> bool | None:
+        paths.append(response.request.url.path)
         return (response is not None and b'"error"' in response.content) or None
 
     with FaultServer() as server:
@@ -271,6 +274,7 @@ def test_a_predicate_reads_the_preloaded_body(harness: Harness) -> None:
         )
         response = harness.send(transport, "GET", f"{server.url}/e")
     assert response.content == JSON
+    assert paths == ["/e", "/e"]  # each response it judged knew its request
 
 
 def test_preloading_off_leaves_the_break_to_the_caller(harness: Harness) -> None:

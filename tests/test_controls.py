@@ -341,3 +341,13 @@ def test_a_hint_beyond_max_retry_after_returns_the_response_at_once(harness: Har
     transport, sleeps = make(harness, script)
     assert harness.send(transport, "GET", "http://test/").status_code == 429
     assert sleeps == []
+
+
+def test_the_log_line_counts_the_attempts_the_testing_mode_allows(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With testing(attempts=2), a retry is "attempt 1 of 2", not of the policy's 3."""
+    transport, _ = make(harness, Script(harness.lib, 503, 200))
+    with caplog.at_level("INFO", logger="httpx_retrying"), testing(attempts=2):
+        harness.send(transport, "GET", "http://test/")
+    assert "attempt 1 of 2 failed" in caplog.text
