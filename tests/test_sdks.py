@@ -256,7 +256,7 @@ def test_post_is_retried_when_the_server_says_so(sdk: Any, kind: str, server: Fa
     ids=["openai", "anthropic"],
 )
 def test_sdk_retries_multiply_with_ours(sdk: Any, kind: str, server: FaultServer) -> None:
-    """Why docs/sdks.md says max_retries=0: 3 SDK attempts x 3 of ours, and the count header lies."""
+    """Why docs/sdks.md says max_retries=0: 3 SDK attempts x 3 of ours; the count header lies."""
     server.script("/v1/models", *busy(503, 9, retry_after_ms="1"))
     with (  # 6 retries of ours in a fresh transport: more than its budget's grant
         sdk_client(sdk, server.url, kind, max_retries=2, budget=None) as client,
