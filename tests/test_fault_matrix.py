@@ -51,7 +51,7 @@ BACKOFF = 0.125
 READ_TIMEOUT = 2.0
 #: The read timeout of a read that must time out: nothing arrives for it, so a short
 #: one is as robust as a long one, and each such cell costs only this much real time.
-EXPIRING = 0.02
+EXPIRING = 0.01
 #: A correct cell takes a few milliseconds. One that waited a whole READ_TIMEOUT, or
 #: really slept a Retry-After (1.875 s at least here), takes longer than this.
 SLOW_CELL = 1.5
