@@ -12,6 +12,7 @@ import functools
 import importlib
 import os
 import ssl
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -215,6 +216,18 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 def mode_harness(request: pytest.FixtureRequest) -> Harness:
     """The httpx flavour in each mode: for tests where the flavour cannot matter."""
     return Harness("httpx", request.param)
+
+
+def settled_count(server: FaultServer, path: str, at_least: int, method: str | None = None) -> int:
+    """Requests to `path` the server read in full, once it read `at_least` or 2 s passed.
+
+    A client that timed out on a silent server may have given up before the
+    server's thread got to count the request it had been sent.
+    """
+    give_up_at = time.monotonic() + 2.0
+    while server.count(path, method) < at_least and time.monotonic() < give_up_at:
+        time.sleep(0.005)
+    return server.count(path, method)
 
 
 @pytest.fixture

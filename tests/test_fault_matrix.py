@@ -31,7 +31,7 @@ import pytest
 import tenacity
 
 from httpx_retrying import RetryPolicy
-from tests.conftest import Harness
+from tests.conftest import Harness, settled_count
 from tests.servers import FaultServer, Reply, chunked, drip, dripping, ok, status
 
 # httpcore abandons a request body's async generator when a write fails (it
@@ -118,6 +118,23 @@ def expected(scenario: Scenario, kind: str, body: str, first: int | str) -> Expe
     if scenario.retry == "safe" and (safe or first in NEVER_SENT):
         return Expected(True, 200, scenario.processed + 1, scenario.sleeps)
     return Expected(False, first, scenario.processed, ())
+
+
+def _named(outcome: Any) -> int | str:
+    return outcome.status_code if hasattr(outcome, "status_code") else type(outcome).__name__
+
+
+def _reason(first: int | str) -> str:
+    return f"status {first}" if isinstance(first, int) else first
+
+
+def how_the_first_attempt_ended(scenario: Scenario, outcome: Any) -> int | str:
+    """The first retry's reason, or else the outcome itself, as one of `scenario.first`."""
+    history = getattr(outcome, "extensions", {}).get("retry_history", ())
+    first = history[0].reason if history else _reason(_named(outcome))
+    matches = [code for code in scenario.first if _reason(code) == first]
+    assert matches, f"the first attempt ended in {first}, not in {set(scenario.first)}"
+    return matches[0]
 
 
 def _retry_after(code: int, form: str, sleeps: tuple[float, ...], **header: str) -> Scenario:
@@ -218,14 +235,6 @@ def _collect_abandoned_generators() -> Iterator[None]:
     gc.collect()
 
 
-def _named(outcome: Any) -> int | str:
-    return outcome.status_code if hasattr(outcome, "status_code") else type(outcome).__name__
-
-
-def _reason(first: int | str) -> str:
-    return f"status {first}" if isinstance(first, int) else first
-
-
 def _body(harness: Harness, kind: str) -> Any:
     if kind == "bytes":
         return b"".join(BODY)
@@ -271,18 +280,6 @@ def first_attempt_reads(harness: Harness, inner: Any, path: str, head: float, bo
             _set_read_timeout(request, body)
 
     return harness.spy(inner, before=before, after=after)
-
-
-def _count_when_settled(server: FaultServer, method: str, at_least: int) -> int:
-    """Requests to /x the server read, once it read `at_least` or 2 s passed.
-
-    The client gives up on a silent server after EXPIRING, perhaps before the
-    server thread got to count the request it had been sent.
-    """
-    give_up_at = time.monotonic() + 2.0
-    while server.count("/x", method) < at_least and time.monotonic() < give_up_at:
-        time.sleep(0.005)
-    return server.count("/x", method)
 
 
 CELLS = [
@@ -331,14 +328,11 @@ def test_fault_matrix(harness: Harness, scenario: Scenario, kind: str, body: str
         elapsed = time.monotonic() - started
 
         assert isinstance(outcome, lib.Response | lib.HTTPError), outcome  # an httpx answer
-        history = getattr(outcome, "extensions", {}).get("retry_history", ())
-        first = history[0].reason if history else _reason(_named(outcome))
-        matches = [code for code in scenario.first if _reason(code) == first]
-        assert matches, f"the first attempt ended in {first}, not in {set(scenario.first)}"
-        want = expected(scenario, kind, body, matches[0])
-        seen = _count_when_settled(server, method, want.seen)
+        want = expected(scenario, kind, body, how_the_first_attempt_ended(scenario, outcome))
+        seen = settled_count(server, "/x", want.seen, method)
         bodies = server.bodies("/x")
 
+    history = getattr(outcome, "extensions", {}).get("retry_history", ())
     assert [_named(o) for o in [*warm, follow]] == [200] * len(warm) + [200]  # nothing leaked
     assert [_named(outcome), bool(history), seen] == [want.outcome, want.retried, want.seen]
     assert len(history) == want.retried  # at most one retry: every later attempt succeeds

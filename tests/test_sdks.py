@@ -28,7 +28,7 @@ import tenacity
 
 import httpx_retrying
 import httpx_retrying.httpx2
-from tests.conftest import SSL_CONTEXT
+from tests.conftest import SSL_CONTEXT, settled_count
 from tests.fake_api import (
     ANTHROPIC_MESSAGE,
     ANTHROPIC_MODELS,
@@ -155,18 +155,6 @@ def library_of(kind: str) -> Any:
     return httpx if kind.startswith("httpx.") else httpx2
 
 
-def count_when_settled(server: FaultServer, path: str, at_least: int) -> int:
-    """Requests to `path` the server read, once it read `at_least` or 2 s passed.
-
-    A client that timed out on a silent server may give up before the server's
-    thread counted the request.
-    """
-    give_up_at = time.monotonic() + 2.0
-    while server.count(path) < at_least and time.monotonic() < give_up_at:
-        time.sleep(0.005)
-    return server.count(path)
-
-
 # -- openai and anthropic, sync -------------------------------------------------
 
 
@@ -216,7 +204,7 @@ def test_exhaustion_raises_the_sdk_error(
         pytest.raises(getattr(sdk, error_name)) as caught,
     ):
         client.models.list()
-    assert count_when_settled(server, "/v1/models", 3) == 3
+    assert settled_count(server, "/v1/models", 3) == 3
     error = caught.value
     if fault == "silent":
         # The SDK wraps our re-raised ReadTimeout, which tells the story in a note.
@@ -392,7 +380,7 @@ def test_async_sdks(sdk: Any, kind: str, backend: str, server: FaultServer) -> N
             assert server.count("/v1/models") == 6
             with pytest.raises(sdk.APITimeoutError) as caught:
                 await client.models.list(timeout=SILENT_TIMEOUT)
-            assert count_when_settled(server, "/v1/models", 9) == 9
+            assert settled_count(server, "/v1/models", 9) == 9
             assert any(NOTE in note for note in caught.value.__cause__.__notes__)
 
     anyio.run(main, backend=backend)
