@@ -301,8 +301,7 @@ def test_certificate_failures_are_not_retried() -> None:
 
 
 def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m httpx_retrying.demo` (with shorter waits): 1 of 6 plain successes, 5 of 6 with
-    retries, and the waits the server asked for."""
+    """The demo with shorter waits: 1 of 6 plain successes, 5 of 6 with retries, as asked."""
     from httpx_retrying import demo
 
     # Waits that must happen are short; reads that must succeed keep a generous timeout.
