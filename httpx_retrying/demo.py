@@ -10,6 +10,7 @@ each and the totals side by side, then stops the server.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import http.server
 import threading
@@ -20,20 +21,42 @@ import httpx
 
 from . import RetryEvent, RetryPolicy, RetryTransport, backoff_full_jitter
 
-SCENARIOS = {
-    "/healthy": "always 200",
-    "/busy": "503 + Retry-After: 1, twice, then 200",
-    "/rate-limited": "429 + retry-after-ms: 300, then 200",
-    "/drop": "closes the connection without answering, then 200",
-    "/slow": "answers after 1.5 s (client timeout 0.5 s), then at once",
-    "/down": "503 every time",
-}
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    """How long the server makes the clients wait: the defaults are slow enough to watch."""
+
+    busy_retry_after: float = 1.0  # seconds, in /busy's Retry-After
+    rate_limited_after_ms: int = 300  # /rate-limited's retry-after-ms
+    slow_answer: float = 1.5  # seconds before /slow's first answer
+    read_timeout: float = 0.5  # both clients' read timeout
+    backoff_initial: float = 0.2  # the retrying client's full-jitter backoff
+    backoff_cap: float = 2.0
+
+
+DEFAULT_TIMINGS = Timings()
+
+
+def scenarios(timings: Timings) -> dict[str, str]:
+    """Each path the server fails on, and how."""
+    return {
+        "/healthy": "always 200",
+        "/busy": f"503 + Retry-After: {timings.busy_retry_after:g}, twice, then 200",
+        "/rate-limited": f"429 + retry-after-ms: {timings.rate_limited_after_ms}, then 200",
+        "/drop": "closes the connection without answering, then 200",
+        "/slow": (
+            f"answers after {timings.slow_answer:g} s "
+            f"(client timeout {timings.read_timeout:g} s), then at once"
+        ),
+        "/down": "503 every time",
+    }
 
 
 class _FlakyHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: collections.Counter[str]  # set per server
     lock: threading.Lock
+    timings: Timings
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep the demo's output to the table
@@ -51,14 +74,15 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
             self.seen[self.path] += 1
             count = self.seen[self.path]
         scenario = "/" + self.path.rsplit("/", 1)[-1]
+        timings = self.timings
         if scenario == "/busy" and count <= 2:
-            self._send(503, b"busy\n", retry_after="1")
+            self._send(503, b"busy\n", retry_after=f"{timings.busy_retry_after:g}")
         elif scenario == "/rate-limited" and count == 1:
-            self._send(429, b"slow down\n", retry_after_ms="300")
+            self._send(429, b"slow down\n", retry_after_ms=str(timings.rate_limited_after_ms))
         elif scenario == "/drop" and count == 1:
             self.close_connection = True  # no answer at all
         elif scenario == "/slow" and count == 1:
-            time.sleep(1.5)
+            time.sleep(timings.slow_answer)
             self._send(200)
         elif scenario == "/down":
             self._send(503, b"down\n")
@@ -71,9 +95,15 @@ class _QuietServer(http.server.ThreadingHTTPServer):
         pass  # a client that timed out hangs up on the slow answer: expected here
 
 
-def _start_server() -> tuple[http.server.ThreadingHTTPServer, collections.Counter[str]]:
+def _start_server(
+    timings: Timings,
+) -> tuple[http.server.ThreadingHTTPServer, collections.Counter[str]]:
     seen: collections.Counter[str] = collections.Counter()
-    handler = type("Handler", (_FlakyHandler,), {"seen": seen, "lock": threading.Lock()})
+    handler = type(
+        "Handler",
+        (_FlakyHandler,),
+        {"seen": seen, "lock": threading.Lock(), "timings": timings},
+    )
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -89,12 +119,15 @@ def _outcome(send: Callable[[], httpx.Response]) -> tuple[str, bool, float]:
     return str(response.status_code), response.is_success, time.monotonic() - started
 
 
-def main() -> None:
-    server, seen = _start_server()
+def main(timings: Timings = DEFAULT_TIMINGS) -> None:
+    """Run the demo; tests pass shorter `timings`."""
+    server, seen = _start_server(timings)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     events: list[RetryEvent[httpx.Request, httpx.Response]] = []
-    policy = RetryPolicy(attempts=3, backoff=backoff_full_jitter(initial=0.2, cap=2.0))
-    timeout = httpx.Timeout(5.0, read=0.5)
+    backoff = backoff_full_jitter(initial=timings.backoff_initial, cap=timings.backoff_cap)
+    policy = RetryPolicy(attempts=3, backoff=backoff)
+    timeout = httpx.Timeout(5.0, read=timings.read_timeout)
+    described = scenarios(timings)
     plain = httpx.Client(timeout=timeout)
     retrying = httpx.Client(
         timeout=timeout,
@@ -113,7 +146,7 @@ def main() -> None:
     print("-" * len(header))
     totals = {"plain": [0, 0.0], "retry": [0, 0.0]}
     try:
-        for path in SCENARIOS:
+        for path in described:
             plain_result = _outcome(functools.partial(plain.get, f"{base}/plain{path}"))
             events.clear()
             retry_result = _outcome(functools.partial(retrying.get, f"{base}/retry{path}"))
@@ -126,12 +159,12 @@ def main() -> None:
             retry_text = f"{retry_result[0]} in {retry_result[2]:.2f} s, {attempts} attempt(s)"
             print(f"{path:<15}{plain_text:<30}{retry_text:<34}{waits}")
         print("-" * len(header))
-        count = len(SCENARIOS)
+        count = len(described)
         plain_total = f"{totals['plain'][0]}/{count} in {totals['plain'][1]:.2f} s"
         retry_total = f"{totals['retry'][0]}/{count} in {totals['retry'][1]:.2f} s"
         print(f"{'succeeded':<15}{plain_total:<30}{retry_total}")
         print()
-        for path, description in SCENARIOS.items():
+        for path, description in described.items():
             print(f"  {path:<15}{description}")
         print()
         print("/down shows giving up: after 3 attempts the last 503 is returned, not an exception.")

@@ -8,8 +8,11 @@ send with `harness.send_all`, so no expectation is written twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import os
+import ssl
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
@@ -21,6 +24,9 @@ from tests.servers import FaultServer
 
 FLAVOURS = {"httpx": "httpx_retrying", "httpx2": "httpx_retrying.httpx2"}
 MODES = ("sync", "asyncio", "trio")
+#: One SSL context for every test transport: building one (loading the CA bundle)
+#: costs 20-90 ms, more than most tests, and the servers here speak plain HTTP.
+SSL_CONTEXT = ssl.create_default_context()
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +64,20 @@ class Harness:
         return self.mode != "sync"
 
     def http_transport(self, **kwargs: Any) -> Any:
+        """The library's real transport for this mode (with the shared SSL context)."""
         lib = self.lib
+        kwargs.setdefault("verify", SSL_CONTEXT)
         return lib.AsyncHTTPTransport(**kwargs) if self.is_async else lib.HTTPTransport(**kwargs)
+
+    def spy(
+        self,
+        inner: Any,
+        *,
+        before: Callable[[Any], object] | None = None,
+        after: Callable[[Any, Any], object] | None = None,
+    ) -> Any:
+        """`inner` behind a `ForwardingSpy` of this flavour."""
+        return forwarding_spy(self.lib, inner, before=before, after=after)
 
     def send_all(
         self,
@@ -110,6 +128,66 @@ class Harness:
         return anyio.run(fn, backend=self.mode)
 
 
+class ForwardingSpy:
+    """A transport that forwards to `inner` (sync and async), calling hooks around each attempt.
+
+    `before(request)` runs first: it may record the request, change its extensions,
+    or raise as a failing transport would. `after(request, response)` runs once the
+    inner transport returned a response (its head; the body is still to be read).
+    Build one with `forwarding_spy(lib, ...)` (or `harness.spy(...)`): it must
+    subclass the library's base transports for `RetryTransport` to accept it.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        before: Callable[[Any], object] | None,
+        after: Callable[[Any, Any], object] | None,
+    ) -> None:
+        self.inner = inner
+        self.before = before
+        self.after = after
+
+    def handle_request(self, request: Any) -> Any:
+        if self.before is not None:
+            self.before(request)
+        response = self.inner.handle_request(request)
+        if self.after is not None:
+            self.after(request, response)
+        return response
+
+    async def handle_async_request(self, request: Any) -> Any:
+        if self.before is not None:
+            self.before(request)
+        response = await self.inner.handle_async_request(request)
+        if self.after is not None:
+            self.after(request, response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@functools.cache
+def _spy_class(lib: ModuleType) -> type[ForwardingSpy]:
+    bases = (ForwardingSpy, lib.BaseTransport, lib.AsyncBaseTransport)
+    return type(f"{lib.__name__}ForwardingSpy", bases, {})
+
+
+def forwarding_spy(
+    lib: ModuleType,
+    inner: Any,
+    *,
+    before: Callable[[Any], object] | None = None,
+    after: Callable[[Any, Any], object] | None = None,
+) -> ForwardingSpy:
+    """`inner` behind a `ForwardingSpy` that is a transport of `lib` (httpx or httpx2)."""
+    return _spy_class(lib)(inner, before, after)
+
+
 class FakeClock:
     """Monotonic time that advances only when the transport sleeps (or a test moves it)."""
 
@@ -138,6 +216,18 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 def mode_harness(request: pytest.FixtureRequest) -> Harness:
     """The httpx flavour in each mode: for tests where the flavour cannot matter."""
     return Harness("httpx", request.param)
+
+
+def settled_count(server: FaultServer, path: str, at_least: int, method: str | None = None) -> int:
+    """Requests to `path` the server read in full, once it read `at_least` or 2 s passed.
+
+    A client that timed out on a silent server may have given up before the
+    server's thread got to count the request it had been sent.
+    """
+    give_up_at = time.monotonic() + 2.0
+    while server.count(path, method) < at_least and time.monotonic() < give_up_at:
+        time.sleep(0.005)
+    return server.count(path, method)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ cancellation surfaces at once and the pool of one connection still serves.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections import Counter
@@ -28,7 +27,6 @@ from httpx_retrying import RetryBudget, RetryEvent, RetryPolicy
 from tests.conftest import FLAVOURS, Harness
 from tests.servers import FaultServer, Reply, dripping, ok, status
 
-SSL_CONTEXT = ssl.create_default_context()
 #: name -> (method, headers, idempotent?)
 KINDS = {
     "GET": ("GET", {}, True),
@@ -90,7 +88,10 @@ def _load(harness: Harness, url: str, callers: int, each: int, transport: Any) -
     lib = harness.lib
     plan = [(number, list(KINDS)[number % len(KINDS)]) for number in range(callers * each)]
     outcomes: list[Any] = [None] * len(plan)
-    timeout = lib.Timeout(5.0, read=2.0)
+    # Generous: an attempt that timed out may never be read by the server, which the
+    # accounting below cannot tell from a lost request, and under coverage on a loaded
+    # machine hundreds of callers on httpcore 1.0.9's pool wait seconds for a connection.
+    timeout = lib.Timeout(30.0)
 
     def request_args(number: int, kind: str) -> tuple[str, str, dict[str, Any]]:
         method, headers, _ = KINDS[kind]
@@ -140,14 +141,16 @@ NEVER_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout")
 
 # httpcore 1.0.9's async pool slows down sharply with hundreds of waiting tasks
 # (plain httpx, 500 asyncio tasks: ~25 s, vs ~1 s on httpcore2), so the big
-# async runs use httpx2; both flavours run the threads.
+# async runs use httpx2; both flavours run the threads. What loads the transport
+# is how many callers are in flight at once; each sends a few requests in turn
+# (200 to 500 per run: enough to spend the budget, which refuses from ~150 on).
 @pytest.mark.parametrize(
     ("flavour", "mode", "callers", "each"),
     [
-        ("httpx", "sync", 64, 12),
-        ("httpx2", "sync", 64, 12),
-        ("httpx2", "asyncio", 500, 2),
-        ("httpx2", "trio", 200, 4),
+        ("httpx", "sync", 64, 6),
+        ("httpx2", "sync", 64, 6),
+        ("httpx2", "asyncio", 500, 1),
+        ("httpx2", "trio", 200, 2),
         ("httpx", "trio", 200, 1),
     ],
     ids=[
@@ -169,7 +172,7 @@ def test_many_callers_share_one_transport_and_budget(
     with FaultServer(keep_requests=True) as server, _BalanceWatch(budget) as watch:
         server.flaky(1 / 3, *FAULTS, seed=4)
         transport = harness.RetryTransport(
-            harness.http_transport(verify=SSL_CONTEXT),
+            harness.http_transport(),
             policy=RetryPolicy(attempts=4, backoff=tenacity.wait_fixed(0.001)),
             budget=budget,
             on_retry=events.append,  # list.append: atomic, safe from any thread
@@ -195,9 +198,8 @@ def test_many_callers_share_one_transport_and_budget(
     assert seen == Counter({n: 1 + retries[n] - unsent[n] for n in range(total)})
     for number, outcome in enumerate(outcomes):
         kind = list(KINDS)[number % len(KINDS)]
-        if not KINDS[kind][2]:  # a plain POST is never processed twice (nor at all if it
-            # never got through: its retry after a connect error may be refused by the budget)
-            assert seen[number] == (0 if type(outcome).__name__ in NEVER_SENT else 1)
+        if not KINDS[kind][2]:
+            assert seen[number] <= 1  # a plain POST is never processed twice
         history = getattr(outcome, "extensions", {}).get("retry_history", ())
         notes = "".join(getattr(outcome, "__notes__", ()))
         assert len(history) == retries[number] or f"attempt {retries[number] + 1}:" in notes
@@ -223,15 +225,21 @@ def test_many_callers_share_one_transport_and_budget(
 
 # -- cancellation -----------------------------------------------------------------
 
-#: Where the request is when it is cancelled: what the server does on each attempt,
-#: the backoff, and how long after the start the cancellation comes.
-CANCEL_POINTS: dict[str, tuple[tuple[Reply | str, ...], float, float]] = {
-    "first-attempt": (("silent",), 0.0, 0.2),
-    "backoff-sleep": ((status(503, b"busy"), ok()), 10.0, 0.2),
-    # A 503 whose body trickles in for 2 s while it is released; then a silent server.
-    "release": ((dripping(503, 0.05, b"x" * 40), "silent"), 0.0, 0.1),
-    "second-attempt": ((status(503, b"busy"), "silent"), 0.0, 0.2),
+#: Where the request is when it is cancelled: what the server does on each attempt, the
+#: backoff, when to cancel (SETTLE after the server has read this many attempts, or after
+#: the retry was announced), and how many connections the server saw, follow-up included.
+CANCEL_POINTS: dict[str, tuple[tuple[Reply | str, ...], float, int | str, int | None]] = {
+    # Waiting for a silent server's answer: the connection is dropped.
+    "first-attempt": (("silent",), 0.0, 1, 2),
+    # Sleeping a 10 s backoff: the 503 was drained first, so its connection serves the follow-up.
+    "backoff-sleep": ((status(503, b"busy"), ok()), 10.0, "retry", 1),
+    # Releasing a 503 whose body trickles in for 2 s (then a silent server).
+    "release": ((dripping(503, 0.05, b"x" * 40), "silent"), 0.0, 1, None),
+    # Waiting for a silent server on the retry, on the drained 503's connection.
+    "second-attempt": ((status(503, b"busy"), "silent"), 0.0, 2, 2),
 }
+#: How long after reaching its point the request is cancelled.
+SETTLE = 0.02
 
 
 @pytest.mark.parametrize("point", CANCEL_POINTS)
@@ -243,26 +251,52 @@ def test_cancellation_surfaces_at_once_and_leaks_nothing(
     """Cancelled at any point of a retried request: it stops now; a pool of one still serves."""
     harness = Harness(flavour, mode)
     lib = harness.lib
-    actions, backoff, cancel_after = CANCEL_POINTS[point]
-    timings: dict[str, float] = {}
+    actions, backoff, cancel_at, connections = CANCEL_POINTS[point]
+    timings: dict[str, Any] = {}
+    announced: list[RetryEvent] = []
     with FaultServer() as server:
         server.script("/c", *actions)
         transport = harness.RetryTransport(
-            harness.http_transport(limits=lib.Limits(max_connections=1), verify=SSL_CONTEXT),
+            harness.http_transport(limits=lib.Limits(max_connections=1)),
             policy=RetryPolicy(backoff=tenacity.wait_fixed(backoff)),
+            on_retry=announced.append,
         )
+
+        def reached() -> bool:
+            if "stopped" in timings:  # it ended before its point: nothing to wait for
+                return True
+            return bool(announced) if cancel_at == "retry" else server.count("/c") >= cancel_at
 
         async def main() -> None:
             async with lib.AsyncClient(transport=transport) as client:
-                started = time.monotonic()
-                with anyio.move_on_after(cancel_after) as scope:
-                    await client.get(f"{server.url}/c", timeout=lib.Timeout(5.0))
-                timings["cancelled"] = time.monotonic() - started
-                timings["caught"] = scope.cancelled_caught
+                scope = anyio.CancelScope()
+
+                async def request() -> None:
+                    with scope:
+                        await client.get(f"{server.url}/c", timeout=lib.Timeout(5.0))
+                    timings["stopped"] = time.monotonic()
+                    timings["caught"] = scope.cancelled_caught
+
+                async def cancel_at_the_point() -> None:
+                    # The server counts in its own threads: nothing to await but time.
+                    while not reached():  # noqa: ASYNC110
+                        await anyio.sleep(0.002)
+                    await anyio.sleep(SETTLE)
+                    timings["cancelled"] = time.monotonic()
+                    scope.cancel()
+
+                with anyio.fail_after(10):
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(request)
+                        group.start_soon(cancel_at_the_point)
                 follow = await client.get(f"{server.url}/after", timeout=lib.Timeout(5.0, pool=0.5))
                 timings["follow"] = follow.status_code
 
         harness.run(main)
+        seen = server.connections
     assert timings["caught"]
-    assert timings["cancelled"] < cancel_after + 0.3
+    # At once: not after the 10 s backoff, the 5 s read timeout or the 2 s trickle.
+    assert timings["stopped"] - timings["cancelled"] < 1.0
     assert timings["follow"] == 200
+    if connections is not None:
+        assert seen == connections

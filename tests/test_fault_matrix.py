@@ -1,13 +1,21 @@
 """The fault matrix: every server fault, for GET, PUT, POST and keyed POST, bytes or generator body.
 
 Each cell runs a real `FaultServer` and a pool of one connection (any leaked
-connection turns the follow-up request into a PoolTimeout), in sync, asyncio
-and trio. It checks what the server read, what the caller got, which sleeps
-were asked for (recorded, never slept) and that the call stayed short. The
-rules it encodes: an error that proves nothing was sent is retried for every
-request; anything that may have reached the server is retried only for an
-idempotent method (or an Idempotency-Key) with a replayable body; a response
-body that breaks after the transport returned is the caller's error.
+connection turns the follow-up request into a PoolTimeout), for both flavours
+(httpx, httpx2) in sync, asyncio and trio. It checks what the server read, what
+the caller got, which sleeps were asked for (recorded, never slept) and that
+the call stayed short.
+
+What every cell must see comes from one place, the oracle below: the
+`SCENARIOS` table says what each fault does, `expected()` applies the rules. An
+error that proves nothing was sent is retried for every request; anything that
+may have reached the server is retried only for an idempotent method (or an
+Idempotency-Key) with a replayable body; a response body that breaks after the
+transport returned is the caller's error.
+
+Real time: reads that must succeed get a generous `READ_TIMEOUT`, so that a
+loaded machine cannot fail a cell; only reads that must time out (a silent
+server's head, a stalled body) get a short one, `EXPIRING`.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import gc
-import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -24,25 +31,30 @@ import pytest
 import tenacity
 
 from httpx_retrying import RetryPolicy
-from tests.conftest import Harness
+from tests.conftest import Harness, settled_count
 from tests.servers import FaultServer, Reply, chunked, drip, dripping, ok, status
 
 # httpcore abandons a request body's async generator when a write fails (it
 # swallows the WriteError and reads the response); trio then warns when the
-# generator is collected. Plain httpx does it too, without this package. Cells
-# where a write can fail collect garbage before they end, so that the warning
-# is filtered here and never surfaces in a later test.
+# generator is collected. Plain httpx does it too, without this package. The
+# warning is filtered in this module, and `_collect_abandoned_generators` collects
+# them before the module ends, so that it never surfaces in a later test.
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:Exception ignored in. <async_generator object (Async)?(Iterator)?ByteStream\.__aiter__"
     ":pytest.PytestUnraisableExceptionWarning"
 )
 
-#: One SSL context for every transport: building one per cell costs ~20 ms.
-SSL_CONTEXT = ssl.create_default_context()
 #: The wall clock the transports see, for Retry-After HTTP-dates.
 NOW = 1_800_000_000.0
 BACKOFF = 0.125
-READ_TIMEOUT = 0.2
+#: The read timeout of every read that must succeed: generous, never waited for.
+READ_TIMEOUT = 2.0
+#: The read timeout of a read that must time out: nothing arrives for it, so a short
+#: one is as robust as a long one, and each such cell costs only this much real time.
+EXPIRING = 0.01
+#: A correct cell takes a few milliseconds. One that waited a whole READ_TIMEOUT, or
+#: really slept a Retry-After (1.875 s at least here), takes longer than this.
+SLOW_CELL = 1.5
 POLICY = RetryPolicy(backoff=tenacity.wait_fixed(BACKOFF))
 BODY = (b"part-1,", b"part-2")
 #: Errors that prove the request never left: retried for any method and body.
@@ -56,6 +68,15 @@ KINDS: dict[str, tuple[str, dict[str, str], bool]] = {
     "POST+key": ("POST", {"Idempotency-Key": "k-1"}, True),
 }
 BODIES = ("bytes", "generator")
+#: Every request shape (kind, body): what a fault does to a request depends on all of them.
+EVERY_SHAPE = tuple((kind, body) for kind in KINDS for body in BODIES)
+#: A Retry-After header is read only once a retry has been decided, and the wait it
+#: asks for does not depend on the request: each form runs for a request that is
+#: retried and one that is not. One form per status runs for every shape.
+RETRIED_AND_NOT = (("GET", "bytes"), ("POST", "bytes"))
+
+
+# -- the oracle ---------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +96,48 @@ class Scenario:
     connection_fault: str | None = None
     refused: bool = False  # the first connection is refused; the server listens from the backoff on
     warm_up: bool = False  # a first GET /warm leaves the pooled connection to be dropped on reuse
+    #: The first attempt's read timeouts (head, body); every other read gets READ_TIMEOUT.
+    first_reads: tuple[float, float] | None = None
+    shapes: tuple[tuple[str, str], ...] = EVERY_SHAPE
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What one cell must see."""
+
+    retried: bool
+    outcome: int | str  # the final status, or the exception class name
+    seen: int  # requests to /x the server read in full
+    sleeps: tuple[float, ...]
+
+
+def expected(scenario: Scenario, kind: str, body: str, first: int | str) -> Expected:
+    """The rules, given how the first attempt ended (some faults can end in two ways)."""
+    _, _, idempotent = KINDS[kind]
+    safe = idempotent and body == "bytes"
+    if scenario.retry == "safe" and (safe or first in NEVER_SENT):
+        return Expected(True, 200, scenario.processed + 1, scenario.sleeps)
+    return Expected(False, first, scenario.processed, ())
+
+
+def _named(outcome: Any) -> int | str:
+    return outcome.status_code if hasattr(outcome, "status_code") else type(outcome).__name__
+
+
+def _reason(first: int | str) -> str:
+    return f"status {first}" if isinstance(first, int) else first
+
+
+def how_the_first_attempt_ended(scenario: Scenario, outcome: Any) -> int | str:
+    """The first retry's reason, or else the outcome itself, as one of `scenario.first`."""
+    history = getattr(outcome, "extensions", {}).get("retry_history", ())
+    # A body that broke while preloaded says where: "ReadTimeout at body byte 0 of 10".
+    first = (
+        history[0].reason.partition(" at body byte ")[0] if history else _reason(_named(outcome))
+    )
+    matches = [code for code in scenario.first if _reason(code) == first]
+    assert matches, f"the first attempt ended in {first}, not in {set(scenario.first)}"
+    return matches[0]
 
 
 def _retry_after(code: int, form: str, sleeps: tuple[float, ...], **header: str) -> Scenario:
@@ -86,6 +149,7 @@ def _retry_after(code: int, form: str, sleeps: tuple[float, ...], **header: str)
         retry="never" if never else "safe",
         sleeps=sleeps,
         actions=(status(code, b"busy", **header),),
+        shapes=EVERY_SHAPE if form == "seconds" else RETRIED_AND_NOT,
     )
 
 
@@ -109,7 +173,13 @@ SCENARIOS = [
         "close_after_read", frozenset({"RemoteProtocolError"}), 1, actions=("close_after_read",)
     ),
     Scenario("reset_after_read", frozenset({"ReadError"}), 1, actions=("reset_after_read",)),
-    Scenario("silent", frozenset({"ReadTimeout"}), 1, actions=("silent",)),
+    Scenario(
+        "silent",
+        frozenset({"ReadTimeout"}),
+        1,
+        actions=("silent",),
+        first_reads=(EXPIRING, READ_TIMEOUT),
+    ),
     Scenario(
         "partial_headers", frozenset({"RemoteProtocolError"}), 1, actions=("partial_headers",)
     ),
@@ -120,10 +190,17 @@ SCENARIOS = [
         0,
         warm_up=True,
     ),
-    # The body breaks or stalls: preloaded inside the transport, so retried when safe.
+    # The body breaks or stalls: preloaded inside the transport (its length is announced and
+    # small), so a request that is safe to resend gets the whole body from a second attempt.
     Scenario("truncated_body", frozenset({"RemoteProtocolError"}), 1, actions=("truncated_body",)),
-    Scenario("stalled_body", frozenset({"ReadTimeout"}), 1, actions=(drip(1.0),)),
-    Scenario("dripped_body", frozenset({200}), 1, "never", (), (drip(0.02),)),
+    Scenario(
+        "stalled_body",
+        frozenset({"ReadTimeout"}),
+        1,
+        actions=(drip(60.0),),  # the first body byte would come a minute later
+        first_reads=(READ_TIMEOUT, EXPIRING),
+    ),
+    Scenario("dripped_body", frozenset({200}), 1, "never", (), (drip(0.002),)),  # ten pieces
     # Retry-After is a floor (spread by 50 % x random 0.5 = x1.25) over the 0.125 s backoff.
     *(
         scenario
@@ -143,12 +220,17 @@ SCENARIOS = [
 ]
 
 
-def _named(outcome: Any) -> int | str:
-    return outcome.status_code if hasattr(outcome, "status_code") else type(outcome).__name__
+# -- running a cell -----------------------------------------------------------------
 
 
-def _reason(first: int | str) -> str:
-    return f"status {first}" if isinstance(first, int) else first
+@pytest.fixture(autouse=True, scope="module")
+def _collect_abandoned_generators() -> Iterator[None]:
+    """Collect the generators `pytestmark` is about while this module's filter applies.
+
+    Once for the module: a full collection costs ~0.25 s in a large test session.
+    """
+    yield
+    gc.collect()
 
 
 def _body(harness: Harness, kind: str) -> Any:
@@ -168,14 +250,48 @@ def _body(harness: Harness, kind: str) -> Any:
     return gen()
 
 
-@pytest.mark.parametrize("body", BODIES)
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda scenario: scenario.name)
-def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body: str) -> None:
-    """One fault x request x body x mode: attempts seen, outcome, sleeps, no leak, no long wait."""
-    harness, lib = mode_harness, mode_harness.lib
+def _set_read_timeout(request: Any, seconds: float) -> None:
+    request.extensions["timeout"] = {**request.extensions["timeout"], "read": seconds}
+
+
+def first_attempt_reads(harness: Harness, inner: Any, path: str, head: float, body: float) -> Any:
+    """`inner` behind a spy giving the first attempt at `path` these read timeouts.
+
+    httpcore looks the read timeout up in the request's extensions when it starts
+    reading the head, and again when it starts on the body, so setting it again
+    once the head is in sets the body's. (Were that to change, a stalled body would
+    be waited for READ_TIMEOUT and its cells would fail on SLOW_CELL.) Every other
+    attempt and request reads with READ_TIMEOUT.
+    """
+    attempts = 0
+
+    def first_attempt(request: Any) -> bool:
+        return request.url.path == path and attempts == 1
+
+    def before(request: Any) -> None:
+        nonlocal attempts
+        attempts += request.url.path == path
+        _set_read_timeout(request, head if first_attempt(request) else READ_TIMEOUT)
+
+    def after(request: Any, response: Any) -> None:
+        if first_attempt(request):
+            _set_read_timeout(request, body)
+
+    return harness.spy(inner, before=before, after=after)
+
+
+CELLS = [
+    pytest.param(scenario, kind, body, id=f"{scenario.name}-{kind}-{body}")
+    for scenario in SCENARIOS
+    for kind, body in scenario.shapes
+]
+
+
+@pytest.mark.parametrize(("scenario", "kind", "body"), CELLS)
+def test_fault_matrix(harness: Harness, scenario: Scenario, kind: str, body: str) -> None:
+    """One fault x request x body x flavour x mode: attempts seen, outcome, sleeps, no leak."""
+    lib = harness.lib
     method, headers, idempotent = KINDS[kind]
-    safe = idempotent and body == "bytes"
     sleeps: list[float] = []
 
     async def async_sleep(seconds: float) -> None:
@@ -185,8 +301,11 @@ def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body
         server.script("/x", *scenario.actions)
         if scenario.connection_fault:
             server.next_connections(scenario.connection_fault)
+        inner = harness.http_transport(limits=lib.Limits(max_connections=1))
+        if scenario.first_reads:
+            inner = first_attempt_reads(harness, inner, "/x", *scenario.first_reads)
         transport = harness.RetryTransport(
-            harness.http_transport(limits=lib.Limits(max_connections=1), verify=SSL_CONTEXT),
+            inner,
             policy=POLICY,
             sleep=sleeps.append,
             async_sleep=async_sleep,
@@ -195,7 +314,7 @@ def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body
             # The server comes up during the backoff after a refused connection.
             on_retry=(lambda event: server.start_listening()) if scenario.refused else None,
         )
-        timeout = lib.Timeout(2.0, read=READ_TIMEOUT, pool=0.5)
+        timeout = lib.Timeout(5.0, read=READ_TIMEOUT, pool=0.5)
         send = {"content": _body(harness, body), "headers": headers, "timeout": timeout}
         follow_up = ("GET", f"{server.url}/after", {"timeout": timeout})
         requests = [(method, f"{server.url}/x", send), follow_up]
@@ -205,29 +324,21 @@ def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body
         started = time.monotonic()
         *warm, outcome, follow = harness.send_all(transport, requests)
         elapsed = time.monotonic() - started
-        seen = server.count("/x", method)
-        bodies = server.bodies("/x")
-    if harness.mode == "trio" and (scenario.connection_fault or scenario.warm_up):
-        gc.collect()  # see `pytestmark`
 
-    assert isinstance(outcome, lib.Response | lib.HTTPError), outcome  # one answer, an httpx one
-    assert [_named(o) for o in [*warm, follow]] == [200] * len(warm) + [200]  # nothing leaked
+        assert isinstance(outcome, lib.Response | lib.HTTPError), outcome  # an httpx answer
+        want = expected(scenario, kind, body, how_the_first_attempt_ended(scenario, outcome))
+        seen = settled_count(server, "/x", want.seen, method)
+        bodies = server.bodies("/x")
+
     history = getattr(outcome, "extensions", {}).get("retry_history", ())
-    # A body that broke while preloaded says where: "ReadTimeout at body byte 0 of 10".
-    first = (
-        history[0].reason.partition(" at body byte ")[0] if history else _reason(_named(outcome))
-    )
-    assert first in {_reason(expected) for expected in scenario.first}
-    retried = scenario.retry == "safe" and (safe or first in NEVER_SENT)
-    if retried:
-        assert [_named(outcome), len(history), seen] == [200, 1, scenario.processed + 1]
-        assert sleeps == list(scenario.sleeps)
-    else:
-        assert [len(history), seen, sleeps] == [0, scenario.processed, []]
+    assert [_named(o) for o in [*warm, follow]] == [200] * len(warm) + [200]  # nothing leaked
+    assert [_named(outcome), bool(history), seen] == [want.outcome, want.retried, want.seen]
+    assert len(history) == want.retried  # at most one retry: every later attempt succeeds
+    assert sleeps == list(want.sleeps)
     if not idempotent:
         assert seen <= 1  # a plain POST is never processed twice
     assert all(seen_body == b"".join(BODY) for seen_body in bodies)  # never a truncated replay
-    assert elapsed < 2.0  # every wait was short or recorded, never a hang
+    assert elapsed < SLOW_CELL  # every wait was short or recorded, never a hang
 
 
 @pytest.mark.parametrize(
@@ -236,37 +347,40 @@ def test_fault_matrix(mode_harness: Harness, scenario: Scenario, kind: str, body
     ids=["dripping-for-2s", "stalled"],
 )
 def test_a_slow_error_body_delays_the_retry_by_at_most_a_read_timeout(
-    mode_harness: Harness, reply: Reply
+    harness: Harness, reply: Reply
 ) -> None:
-    """A 503 whose small body trickles or stalls: the retry starts within about one read timeout."""
-    harness = mode_harness
+    """A 503 whose small body trickles or stalls: the retry starts within about one read timeout.
+
+    The 503's body is read with a 0.2 s timeout (its head, and the retry, with READ_TIMEOUT);
+    reading all of it would take 2 s (dripping) or 200 s (stalled).
+    """
+    body_read = 0.2
     with FaultServer() as server:
         server.script("/slow-error", reply, ok())
-        transport = harness.RetryTransport(
-            harness.http_transport(verify=SSL_CONTEXT),
-            policy=RetryPolicy(backoff=tenacity.wait_none()),
+        inner = first_attempt_reads(
+            harness, harness.http_transport(), "/slow-error", READ_TIMEOUT, body_read
         )
-        timeout = harness.lib.Timeout(2.0, read=0.3)
+        transport = harness.RetryTransport(inner, policy=RetryPolicy(backoff=tenacity.wait_none()))
+        timeout = harness.lib.Timeout(5.0, read=READ_TIMEOUT)
         started = time.monotonic()
         (response,) = harness.send_all(
             transport, [("GET", f"{server.url}/slow-error", {"timeout": timeout})]
         )
         elapsed = time.monotonic() - started
     assert _named(response) == 200
-    assert elapsed < 0.3 + 0.5
+    assert elapsed < body_read + 1.0
 
 
-def test_a_large_error_body_of_unknown_length_is_dropped_cleanly(mode_harness: Harness) -> None:
+def test_a_large_error_body_of_unknown_length_is_dropped_cleanly(harness: Harness) -> None:
     """A chunked 1 MiB 503 is read only in part: the retry succeeds, no generator is left open."""
-    harness = mode_harness
     with FaultServer() as server:
         server.script("/big", chunked(503, b"x" * (1 << 20)), ok())
         transport = harness.RetryTransport(
-            harness.http_transport(verify=SSL_CONTEXT),
-            policy=RetryPolicy(backoff=tenacity.wait_none()),
+            harness.http_transport(), policy=RetryPolicy(backoff=tenacity.wait_none())
         )
         (response,) = harness.send_all(transport, [("GET", f"{server.url}/big", {})])
-        gc.collect()  # a half-read body's generators, if left open, are collected (trio warns) here
+        if harness.mode == "trio":
+            gc.collect()  # a half-read body's generators, if left open, warn here
     assert _named(response) == 200
     assert server.connections == 2  # the half-read connection was dropped, not reused
 
@@ -291,39 +405,27 @@ class _OvershootingClock:
         self.sleep(seconds)
 
 
-def test_an_attempt_past_the_deadline_is_never_given_a_zero_timeout(
-    mode_harness: Harness,
-) -> None:
+def test_an_attempt_past_the_deadline_is_never_given_a_zero_timeout(harness: Harness) -> None:
     """Time ran out during the backoff: no attempt gets 0 s timeouts (a non-blocking socket)."""
-    harness, lib = mode_harness, mode_harness.lib
+    lib = harness.lib
     timeouts: list[dict[str, float]] = []
-    inner = harness.http_transport(verify=SSL_CONTEXT)
-
-    class Spy(lib.BaseTransport, lib.AsyncBaseTransport):  # type: ignore[misc,name-defined]
-        def handle_request(self, request: Any) -> Any:
-            timeouts.append(request.extensions["timeout"])
-            return inner.handle_request(request)
-
-        async def handle_async_request(self, request: Any) -> Any:
-            timeouts.append(request.extensions["timeout"])
-            return await inner.handle_async_request(request)
-
-        def close(self) -> None:
-            inner.close()
-
-        async def aclose(self) -> None:
-            await inner.aclose()
-
     clock = _OvershootingClock()
     with FaultServer() as server:
         server.script("/late", status(503, b"busy"), ok())
         transport = harness.RetryTransport(
-            Spy(),
+            harness.spy(
+                harness.http_transport(),
+                before=lambda request: timeouts.append(request.extensions["timeout"]),
+            ),
             policy=RetryPolicy(backoff=tenacity.wait_fixed(0.5), deadline=1.0),
             clock=clock,
             sleep=clock.sleep,
             async_sleep=clock.async_sleep,
         )
         (outcome,) = harness.send_all(transport, [("GET", f"{server.url}/late", {})])
+    # TO TIGHTEN (lead, issue 10 defect 1 / review §1.5): a TimeoutException is accepted here
+    # only because a spent deadline still sends an attempt with 1 ms timeouts, which can replace
+    # the 503 the caller already had. Once no attempt is sent past the deadline, the outcome must
+    # be that 503, untouched: assert `_named(outcome) == 503` and `len(timeouts) == 1`.
     assert isinstance(outcome, lib.Response | lib.TimeoutException), outcome
     assert all(value > 0 for attempt in timeouts for value in attempt.values()), timeouts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -133,6 +134,8 @@ def test_default_transports_are_made_lazily_and_closed() -> None:
         await transport.aclose()
 
     Harness("httpx", "asyncio").run(main)
+    assert transport._sync is None  # closing built nothing
+    assert transport._async is None
 
 
 @pytest.mark.parametrize(
@@ -170,15 +173,20 @@ def test_properties_and_repr() -> None:
     assert repr(second).startswith("httpx_retrying.RetryTransport(None, policy=RetryPolicy(")
 
 
+def _top_level_packages(cls: type) -> set[str]:
+    return {getattr(base, "__module__", "").partition(".")[0] for base in cls.__mro__}
+
+
 def test_httpx2_flavour_has_no_httpx_class_in_its_hierarchy() -> None:
     """anthropic rejects any class whose top-level module is httpx; ours passes that check."""
     cls = httpx_retrying.httpx2.RetryTransport
-    modules = {getattr(base, "__module__", "").partition(".")[0] for base in cls.__mro__}
-    assert "httpx" not in modules
+    assert "httpx" not in _top_level_packages(cls)
     assert issubclass(cls, httpx2.BaseTransport)
     assert issubclass(cls, httpx2.AsyncBaseTransport)
     assert not issubclass(cls, httpx.BaseTransport)
     assert httpx_retrying.httpx2.RetryPolicy is RetryPolicy
+    # The httpx flavour has httpx's base classes, which is what anthropic rejects.
+    assert "httpx" in _top_level_packages(httpx_retrying.RetryTransport)
 
 
 def run_python(code: str) -> str:
@@ -293,15 +301,45 @@ def test_certificate_failures_are_not_retried() -> None:
 
 
 def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m httpx_retrying.demo`: 1 of 6 plain successes, 5 of 6 with retries."""
+    """The demo with shorter waits: 1 of 6 plain successes, 5 of 6 with retries, as asked."""
     from httpx_retrying import demo
 
-    demo.main()
+    # Waits that must happen are short; reads that must succeed keep a generous timeout.
+    timings = demo.Timings(
+        busy_retry_after=0.05,
+        rate_limited_after_ms=20,
+        slow_answer=1.0,
+        read_timeout=0.3,
+        backoff_initial=0.01,
+        backoff_cap=0.02,
+    )
+    demo.main(timings)
     out = capsys.readouterr().out
-    succeeded = next(line for line in out.splitlines() if line.startswith("succeeded"))
-    assert succeeded.split()[1] == "1/6"
-    assert "5/6" in succeeded
-    assert "status 503 -> waited 1." in out
+    lines: dict[str, str] = {}  # the table's row for each path (not the legend's)
+    for line in out.splitlines():
+        if line.strip():
+            lines.setdefault(line.split()[0], line)
+    totals = lines["succeeded"].split()  # succeeded 1/6 in 0.56 s 5/6 in 0.80 s
+    assert (totals[1], totals[5]) == ("1/6", "5/6")
+    busy_waits = [
+        float(wait) for wait in re.findall(r"status 503 -> waited ([\d.]+) s", lines["/busy"])
+    ]
+    assert len(busy_waits) == 2
+    assert all(0.05 <= wait <= 0.08 for wait in busy_waits)  # Retry-After, spread by up to 50 %
+    assert "status 429 -> waited 0.0" in lines["/rate-limited"]
+    assert "ReadTimeout" in lines["/slow"]
+    assert "3 attempt(s)" in lines["/down"]
+    assert "503 + Retry-After: 0.05, twice, then 200" in out
+
+
+def test_the_demo_keeps_its_slow_default_timings() -> None:
+    """Without arguments the demo waits long enough to watch, as its table says."""
+    from httpx_retrying import demo
+
+    described = demo.scenarios(demo.DEFAULT_TIMINGS)
+    assert described["/busy"] == "503 + Retry-After: 1, twice, then 200"
+    assert described["/rate-limited"] == "429 + retry-after-ms: 300, then 200"
+    assert described["/slow"] == "answers after 1.5 s (client timeout 0.5 s), then at once"
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def _growth_since_start() -> int:
 
 @pytest.mark.soak
 def test_twenty_thousand_requests_through_a_flaky_server() -> None:
-    """Every request answered within 60 s; descriptors and memory flat from the 1,000th on.
+    """Every request answered within 2 s; descriptors and memory flat from the 1,000th on.
 
     Memory is traced in two windows (tracing all 20,000 requests would triple the run
     time): the 1,000 requests after the warm-up and the last 1,000. Each must keep
@@ -56,12 +56,12 @@ def test_twenty_thousand_requests_through_a_flaky_server() -> None:
     outcomes: Counter[str] = Counter()
     retries = Counter[str]()
     marks: dict[str, int] = {}
+    slowest = 0.0
 
     def count_retry(event: RetryEvent) -> None:
         retries["all"] += 1
         retries["unsent"] += isinstance(event.exception, NEVER_SENT)
 
-    started = time.monotonic()
     with FaultServer(keep_requests=False) as server:
         server.flaky(0.3, status(503, b"busy"), "reset_after_read", "close_after_read", seed=7)
         transport = RetryTransport(
@@ -82,20 +82,24 @@ def test_twenty_thousand_requests_through_a_flaky_server() -> None:
                     elif number == REQUESTS - WINDOW:
                         tracemalloc.start()
                     method = "GET" if number % 3 else "POST"
+                    begun = time.monotonic()
                     try:
                         response = client.request(method, f"{server.url}/s", content=b"x")
                         outcomes[str(response.status_code)] += 1
                     except httpx.HTTPError as exc:
                         outcomes[type(exc).__name__] += 1
+                    slowest = max(slowest, time.monotonic() - begun)
                 marks["late growth"] = _growth_since_start()
                 marks["end fds"] = _open_descriptors()
         finally:
             tracemalloc.stop()
         server_threads = server.thread_count()
         seen = server.count()
-    elapsed = time.monotonic() - started
 
-    assert elapsed < 60
+    # Each request takes milliseconds (the server answers at once, retries do not wait):
+    # 2 s leaves room for a loaded machine and is far below one 5 s timeout. (The whole
+    # run's time depends on the machine: ~30 s alone, twice that under coverage.)
+    assert slowest < 2.0, slowest
     # Every request has exactly one answer, and the server saw exactly the attempts that were sent.
     assert sum(outcomes.values()) == REQUESTS
     assert set(outcomes) <= {"200", "503", "ReadError", "RemoteProtocolError"}, outcomes
