@@ -609,3 +609,40 @@ def test_a_50_mb_download_cut_at_random_positions_arrives_byte_exact(
         assert server.count("/50") == 5
     assert result.error is None
     assert hashlib.sha256(result.received).digest() == FIFTY_MB_SHA
+
+
+def test_closing_a_resumable_download_half_read_releases_its_connection(harness: Harness) -> None:
+    """The caller stops after the first chunk: the stream closes, and a pool of one still serves.
+
+    Straight through the transport (a client's own body generators are not ours to close).
+    """
+    lib = harness.lib
+    with FaultServer() as server:
+        server.resource("/big", BIG)
+        transport = harness.RetryTransport(one_connection(harness), policy=QUICK)
+        extensions = {"timeout": {"connect": 5.0, "read": 2.0, "write": 5.0, "pool": 0.5}}
+
+        def request(path: str) -> Any:
+            return lib.Request("GET", f"{server.url}{path}", extensions=extensions)
+
+        if harness.is_async:
+
+            async def main() -> int:
+                response = await transport.handle_async_request(request("/big"))
+                assert len(await anext(aiter(response.stream))) > 0  # one chunk, then leave
+                await response.aclose()
+                after = await transport.handle_async_request(request("/after"))
+                await after.aread()
+                await transport.aclose()
+                return int(after.status_code)
+
+            status_after = harness.run(main)
+        else:
+            response = transport.handle_request(request("/big"))
+            assert len(next(iter(response.stream))) > 0
+            response.close()
+            after = transport.handle_request(request("/after"))
+            after.read()
+            transport.close()
+            status_after = after.status_code
+    assert status_after == 200

@@ -292,3 +292,18 @@ def test_notes_do_not_pile_up_on_an_exception_raised_again(harness: Harness) -> 
     )
     assert first is second is error
     assert len(error.__notes__) == 1
+
+
+def test_a_sync_hook_returning_a_coroutine_is_closed_and_logged(
+    mode_harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plain function that returns a coroutine: a sync client closes it (no warning) and logs."""
+    harness = mode_harness
+
+    async def later(event: Any) -> None:
+        pass
+
+    transport, _ = make(harness, Script(harness.lib, 503, 200), on_retry=lambda event: later(event))
+    with caplog.at_level("ERROR", logger="httpx_retrying"):
+        assert harness.send(transport, "GET", "http://test/").status_code == 200
+    assert ("returned an awaitable" in caplog.text) is (harness.mode == "sync")
