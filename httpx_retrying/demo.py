@@ -1,8 +1,8 @@
 """`python -m httpx_retrying.demo`: a flaky server, a plain client, and a retrying one.
 
 Starts an HTTP server on 127.0.0.1 (a free port) that fails on purpose: 503s
-with Retry-After, a connection dropped without an answer, a response slower
-than the client's timeout. The same requests go through a plain
+with Retry-After, a connection dropped without an answer, a body cut half-way,
+a response slower than the client's timeout. The same requests go through a plain
 `httpx.Client` and through `RetryTransport`; the demo prints what happened to
 each and the totals side by side, then stops the server.
 """
@@ -44,6 +44,7 @@ def scenarios(timings: Timings) -> dict[str, str]:
         "/busy": f"503 + Retry-After: {timings.busy_retry_after:g}, twice, then 200",
         "/rate-limited": f"429 + retry-after-ms: {timings.rate_limited_after_ms}, then 200",
         "/drop": "closes the connection without answering, then 200",
+        "/cut": "sends half of its body and closes the connection, then 200",
         "/slow": (
             f"answers after {timings.slow_answer:g} s "
             f"(client timeout {timings.read_timeout:g} s), then at once"
@@ -81,6 +82,13 @@ class _FlakyHandler(http.server.BaseHTTPRequestHandler):
             self._send(429, b"slow down\n", retry_after_ms=str(timings.rate_limited_after_ms))
         elif scenario == "/drop" and count == 1:
             self.close_connection = True  # no answer at all
+        elif scenario == "/cut" and count == 1:
+            body = b'{"items": ["one", "two", "three"]}\n'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])  # then the connection goes away
+            self.close_connection = True
         elif scenario == "/slow" and count == 1:
             time.sleep(timings.slow_answer)
             self._send(200)
@@ -131,7 +139,7 @@ def main(timings: Timings = DEFAULT_TIMINGS) -> None:
     plain = httpx.Client(timeout=timeout)
     retrying = httpx.Client(
         timeout=timeout,
-        # budget=None: this one-off script fails on purpose in 4 requests of 6, more than a
+        # budget=None: this one-off script fails on purpose in 5 requests of 7, more than a
         # fresh default budget grants (docs/budget.md, "The retry budget").
         transport=RetryTransport(
             httpx.HTTPTransport(), policy=policy, budget=None, on_retry=events.append

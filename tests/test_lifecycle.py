@@ -301,7 +301,7 @@ def test_certificate_failures_are_not_retried() -> None:
 
 
 def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo with shorter waits: 1 of 6 plain successes, 5 of 6 with retries, as asked."""
+    """The demo with shorter waits: 1 of 7 plain successes, 6 of 7 with retries, as asked."""
     from httpx_retrying import demo
 
     # Waits that must happen are short; reads that must succeed keep a generous timeout.
@@ -319,8 +319,8 @@ def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[s
     for line in out.splitlines():
         if line.strip():
             lines.setdefault(line.split()[0], line)
-    totals = lines["succeeded"].split()  # succeeded 1/6 in 0.56 s 5/6 in 0.80 s
-    assert (totals[1], totals[5]) == ("1/6", "5/6")
+    totals = lines["succeeded"].split()  # succeeded 1/7 in 0.56 s 6/7 in 0.80 s
+    assert (totals[1], totals[5]) == ("1/7", "6/7")
     busy_waits = [
         float(wait) for wait in re.findall(r"status 503 -> waited ([\d.]+) s", lines["/busy"])
     ]
@@ -328,6 +328,8 @@ def test_the_demo_runs_and_shows_retries_winning(capsys: pytest.CaptureFixture[s
     assert all(0.05 <= wait <= 0.08 for wait in busy_waits)  # Retry-After, spread by up to 50 %
     assert "status 429 -> waited 0.0" in lines["/rate-limited"]
     assert "ReadTimeout" in lines["/slow"]
+    assert lines["/cut"].split()[1] == "RemoteProtocolError"  # the plain client's
+    assert "RemoteProtocolError at body byte 17 of 35" in lines["/cut"]  # retried, read whole
     assert "3 attempt(s)" in lines["/down"]
     assert "503 + Retry-After: 0.05, twice, then 200" in out
 
