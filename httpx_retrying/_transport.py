@@ -75,6 +75,23 @@ class _Plan:
 
 
 _NO_RETRY = _Plan(RetryPolicy(attempts=1))
+
+
+class _FirstUse:
+    """Stands in for the inner transport until a mode's first request has checked the setup."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: RetryTransportBase[Any, Any, Any, Any]) -> None:
+        self._owner = owner
+
+    def handle_request(self, request: Any) -> Any:
+        return self._owner._first_sync_send(request)
+
+    async def handle_async_request(self, request: Any) -> Any:
+        return await self._owner._first_async_send(request)
+
+
 _SYNC, _ASYNC = 0, 1  # which of `resuming_streams()` a mode's responses get
 
 
@@ -180,9 +197,11 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         self._closed_sync = False
         self._closed_async = False
         # The first request in each mode checks the setup, then swaps in the inner
-        # transport's bound method: from then on the success path makes one call.
-        self._send: Callable[[RequestT], ResponseT] = self._first_sync_send
-        self._asend: Callable[[RequestT], Awaitable[ResponseT]] = self._first_async_send
+        # transport itself: from then on the success path makes one method call
+        # (`self._sender.handle_request(...)`, cheaper than a stored bound method).
+        first_use = _FirstUse(self)
+        self._sender: Any = first_use
+        self._asender: Any = first_use
 
     @property
     def policy(self) -> RetryPolicy:
@@ -244,16 +263,16 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         with self._lock:
             if self._sync is None:
                 self._sync = self._flavour.sync_default()
-            self._send = self._sync.handle_request
-        return self._send(request)
+            self._sender = self._sync
+        return self._sender.handle_request(request)  # type: ignore[no-any-return]
 
     async def _first_async_send(self, request: RequestT) -> ResponseT:
         self._check_first(request, "async")
         with self._lock:
             if self._async is None:
                 self._async = self._flavour.async_default()
-            self._asend = self._async.handle_async_request
-        return await self._asend(request)
+            self._asender = self._async
+        return await self._asender.handle_async_request(request)  # type: ignore[no-any-return]
 
     # -- choosing the policy --------------------------------------------------
 
@@ -325,7 +344,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             call = self._call(plan, request, self._env.clock())
             return self._retry(call, *self._attempt(call.first_request()))
         try:
-            response = self._send(request)
+            response: ResponseT = self._sender.handle_request(request)
         except self._transport_error as exc:
             return self._retry(self._call(plan, request, None), None, exc)
         if response.status_code < plan.floor and (
@@ -336,7 +355,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
 
     def _attempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
-            return self._send(request), None
+            return self._sender.handle_request(request), None
         except self._transport_error as exc:
             return None, exc
 
@@ -415,7 +434,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             call = self._call(plan, request, self._env.clock())
             return await self._aretry(call, *await self._aattempt(call.first_request()))
         try:
-            response = await self._asend(request)
+            response: ResponseT = await self._asender.handle_async_request(request)
         except self._transport_error as exc:
             return await self._aretry(self._call(plan, request, None), None, exc)
         if response.status_code < plan.floor and (
@@ -426,7 +445,7 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
 
     async def _aattempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
-            return await self._asend(request), None
+            return await self._asender.handle_async_request(request), None
         except self._transport_error as exc:
             return None, exc
 
