@@ -61,7 +61,8 @@ class RetryBudget:
     transport calls `record_request()` for every request, `try_acquire(cost)`
     before every retry and `record_retry_outcome(succeeded, cost)` when a
     granted retry attempt ends; anything else (a simulation, another client) may
-    drive it the same way. The class is final: `record_request` is a counter
+    drive it the same way (`refund(cost)` gives back a granted retry that was
+    never sent). The class is final: `record_request` is a counter
     bound in `__init__`, so a subclass could not override it.
     """
 
@@ -203,6 +204,18 @@ class RetryBudget:
             if succeeded:
                 self._balance = min(self.capacity, self._balance + cost)
             self._open = succeeded
+
+    def refund(self, cost: float = 1.0) -> None:
+        """Give back `cost` tokens for a granted retry that was never sent.
+
+        The transport calls it when the deadline runs out between granting a
+        retry and sending it (slow hooks, a long release): nothing reached the
+        server, so nothing is spent, and the trickle's gate is left as it was.
+        """
+        cost = finite_number("RetryBudget.refund cost", cost)
+        with self._lock:
+            self._fold()
+            self._balance = min(self.capacity, self._balance + cost)
 
     @property
     def balance(self) -> float:

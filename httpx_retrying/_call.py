@@ -154,6 +154,9 @@ def preload_length(
     """The body length to read inside the transport, or None to leave the body streaming."""
     if isinstance(response.stream, flavour.byte_stream):
         return None  # already in memory: nothing can break
+    status = response.status_code
+    if request.method == "HEAD" or status < 200 or status in (204, 304):
+        return None  # a length, but no body (RFC 9110 6.4.1, 8.6)
     headers = response.headers
     length = content_length(headers.get("content-length"))
     if (
@@ -387,20 +390,59 @@ class RetryCall:
             )
         return combined
 
-    def _fits_deadline(self, reason: str, delay: float, response: Any) -> bool:
-        """Whether releasing `response`, waiting and a minimal attempt fit in what is left."""
+    def _room_for(self, seconds: float) -> bool:
+        """Whether `seconds` more, then a minimal attempt, fit in what is left of the deadline."""
         deadline = self.policy.deadline
         if deadline is None or self.started is None:
             return True
-        elapsed = self.env.clock() - self.started
-        releasing = 0.0 if response is None else release_seconds(response, self.env.flavour)
         least = min(_MIN_ATTEMPT_SECONDS, _MIN_ATTEMPT_SHARE * deadline)
-        if elapsed + releasing + delay + least < deadline:
+        return self.env.clock() - self.started + seconds + least < deadline
+
+    def _fits_deadline(self, reason: str, delay: float, response: Any) -> bool:
+        """Whether releasing `response`, waiting and a minimal attempt fit in what is left."""
+        if self.policy.deadline is None:
+            return True
+        releasing = 0.0 if response is None else release_seconds(response, self.env.flavour)
+        if self._room_for(releasing + delay):
             return True
         self.stop_reason = (
-            f"{reason}; waiting {delay:.3f} s would leave too little of the {deadline:g} s deadline"
+            f"{reason}; waiting {delay:.3f} s would leave too little of the "
+            f"{self.policy.deadline:g} s deadline"
         )
         return False
+
+    def still_fits(self, delay: float) -> bool:
+        """Whether the wait still fits once the response is released and the hooks have run.
+
+        Hooks are the caller's code and may take any time. If the wait no longer
+        fits, the retry is called off (see `next_request`).
+        """
+        if self._room_for(delay):
+            return True
+        self.stop_reason = (
+            f"the {self.policy.deadline:g} s deadline left too little for the {delay:.3f} s "
+            f"wait after attempt {self.attempt}"
+        )
+        self._call_off()
+        return False
+
+    def _call_off(self) -> None:
+        """A granted retry will not be sent: the budget gets back what it paid."""
+        paid, budget = self._paid, self.env.budget
+        if paid is not None and budget is not None:
+            self._paid = None
+            budget.refund(paid)
+
+    def body_broke(self, error: BaseException, detail: str) -> None:
+        """A response given up on broke while it was read: the break is the outcome.
+
+        What made us give up (the server's `x-should-retry: false`, a wait beyond
+        `max_retry_after`, the budget, the deadline, the attempts) still holds.
+        """
+        self.retry_was_wanted = True
+        self.stop_reason = (
+            f"{self.stop_reason}; then its body broke ({type(error).__name__}{detail})"
+        )
 
     def _paid_for(self, reason: str, error: BaseException | None) -> bool:
         """Whether the budget grants the retry (a timeout costs more: it may still be served)."""
@@ -444,6 +486,7 @@ class RetryCall:
                 self.stop_reason = (
                     f"the {deadline:g} s deadline passed before attempt {self.attempt + 1}"
                 )
+                self._call_off()
                 return None
         self.attempt += 1
         self.sent = self._prepared(self.request, left)

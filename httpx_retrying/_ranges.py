@@ -135,6 +135,8 @@ class Splice:
 
     def shortfall(self) -> str | None:
         """Why a source that ended cleanly still broke the body (None when it is complete)."""
+        if self.skip:
+            return f"the continuation ended {self.skip} bytes before byte {self.position}"
         if self.owed:
             last = self.position + self.owed
             return f"the body ended at byte {self.position} of {last}"
@@ -165,7 +167,9 @@ class Splice:
             wanted_end = (
                 self.end if self.end is not None else (None if total is None else total - 1)
             )
-            if wanted_end is not None and last != wanted_end:
+            if wanted_end is None:  # a short 206 could pass for the whole body
+                return "neither the body nor the 206 says where the body ends"
+            if last != wanted_end:
                 return f"the 206 ends at byte {last}, not {wanted_end}"
             if self.total is None:
                 self.total = total

@@ -76,6 +76,9 @@ class ResumingStream(_Resuming):
                     self.close()
                     break
             except transport_error as exc:
+                if splice.satisfied:  # every byte owed arrived: a break after them is not ours
+                    self.close()
+                    break
                 error = exc
             except BaseException:
                 self.close()
@@ -132,6 +135,9 @@ class AsyncResumingStream(_Resuming):
                     await self.aclose()
                     break
             except transport_error as exc:
+                if splice.satisfied:
+                    await self.aclose()
+                    break
                 error = exc
             except BaseException:
                 await self.aclose()

@@ -375,15 +375,18 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
                 response, error, detail = self._preloaded(call, response, error, detail)
             retry = self._decided(call, response, error, detail)
             if retry is None and response is not None and call.preload_length(response):
-                # A retry candidate given up on is returned: it is read like any other.
+                # A retry candidate given up on is returned, read like any other; if
+                # its body breaks, the break is the outcome: the reasons to stop hold.
                 response, error, detail = self._preloaded(call, response, error, detail)
                 if error is not None:
-                    retry = self._decided(call, response, error, detail)
+                    call.body_broke(error, detail)
             if retry is None:
                 return self._finish(call, response, error, _SYNC)
             if response is not None:
                 release(response, call.sent, self._flavour)
             dispatch(retry.event, self._env.hooks, retry.attempts)
+            if not call.still_fits(retry.delay):
+                return call.finish(response, error)
             if retry.delay > 0 and self._pause():
                 self._sleep(retry.delay)
             request = call.next_request()
@@ -464,12 +467,14 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             if retry is None and response is not None and call.preload_length(response):
                 response, error, detail = await self._apreloaded(call, response, error, detail)
                 if error is not None:
-                    retry = await self._adecided(call, response, error, detail)
+                    call.body_broke(error, detail)
             if retry is None:
                 return self._finish(call, response, error, _ASYNC)
             if response is not None:
                 await arelease(response, call.sent, self._flavour)
             await adispatch(retry.event, self._env.hooks, retry.attempts)
+            if not call.still_fits(retry.delay):
+                return call.finish(response, error)
             if retry.delay > 0 and self._pause():
                 sleep = self._async_sleep
                 if sleep is None:

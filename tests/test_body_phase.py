@@ -28,7 +28,7 @@ from tests.conftest import Harness
 from tests.proxy import CuttingProxy
 from tests.real_servers import static_body, static_file
 from tests.representation import Serve, changed
-from tests.servers import FaultServer, cut, ok, stalled, status
+from tests.servers import FaultServer, Reply, cut, ok, stalled, status
 
 QUICK = RetryPolicy(backoff=tenacity.wait_none())
 JSON = json.dumps(
@@ -370,6 +370,64 @@ def test_a_server_ignoring_range_with_the_same_validator_is_skipped_to_the_posit
         result = download(harness, transport, f"{server.url}/big")
     assert result.error is None
     assert result.data == BIG
+
+
+def test_a_break_after_every_owed_byte_is_not_resumed(harness: Harness) -> None:
+    """The caller's range is complete: a later break is not theirs (no `Range: bytes=10-9`).
+
+    The 206 for bytes 0-9 breaks after 5; the server ignores the continuation's range
+    and sends the whole body, which breaks just after byte 10. The caller already
+    has the ten bytes it asked for: it gets them, with no error and no third request.
+    """
+    with FaultServer() as server:
+        server.resource("/r", BIG)
+        server.script("/r", Serve(cut_after=5), Serve(ignore_range=True, cut_after=11))
+        policy = RetryPolicy(backoff=tenacity.wait_none(), preload_limit=0)
+        transport = harness.RetryTransport(harness.http_transport(), policy=policy)
+        result = download(harness, transport, f"{server.url}/r", headers={"Range": "bytes=0-9"})
+        assert server.count("/r") == 2
+    assert result.error is None
+    assert result.data == BIG[:10]
+
+
+@pytest.mark.parametrize(
+    ("method", "reply"),
+    [
+        ("HEAD", Reply(200, (), b"", content_length=11)),
+        ("HEAD", Reply(503, (("x-should-retry", "false"),), b"", content_length=11)),
+        ("GET", Reply(304, (("etag", '"v1"'),), b"", content_length=100)),
+        ("GET", Reply(204, (), b"", content_length=0)),
+    ],
+)
+def test_responses_without_a_body_are_not_preloaded(
+    harness: Harness, method: str, reply: Reply
+) -> None:
+    """A HEAD answer or a 304 announces a length but has no body (RFC 9110 8.6): no read."""
+    with FaultServer() as server:
+        server.script("/h", reply, reply, reply)
+        transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+        (outcome,) = harness.send_all(transport, [(method, f"{server.url}/h", {})])
+        assert server.count("/h") == 1
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome.status_code == reply.status
+    assert outcome.content == b""
+
+
+@pytest.mark.parametrize("hint", [{"x_should_retry": "false"}, {"retry_after": "120"}])
+def test_a_response_given_up_on_stays_given_up_when_its_body_breaks(
+    harness: Harness, hint: dict[str, str]
+) -> None:
+    """The server said not to retry (or not before 120 s): its broken body is raised, once."""
+    lib = harness.lib
+    with FaultServer() as server:
+        server.script("/g", *[cut(503, b"x" * 100, 50, **hint)] * 3)
+        transport = harness.RetryTransport(harness.http_transport(), policy=QUICK)
+        (outcome,) = harness.send_all(transport, [("GET", f"{server.url}/g", {})])
+        assert server.count("/g") == 1
+    assert isinstance(outcome, lib.RemoteProtocolError)
+    (note,) = outcome.__notes__
+    assert "gave up after 1 attempt(s)" in note
+    assert "its body broke (RemoteProtocolError at body byte 50 of 100)" in note
 
 
 @pytest.mark.parametrize(

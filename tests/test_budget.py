@@ -205,7 +205,21 @@ def test_invalid_calls_name_the_argument() -> None:
         budget.record_retry_outcome(True, -1.0)
     with pytest.raises(TypeError, match="succeeded must be a bool"):
         budget.record_retry_outcome(1, 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="refund cost"):
+        budget.refund(float("inf"))
     assert (budget.retries_allowed, budget.retries_refused) == (0, 0)
+
+
+def test_a_refund_gives_back_a_granted_retry_up_to_the_capacity() -> None:
+    """A retry granted and never sent costs nothing; no refund lifts the balance past capacity."""
+    budget = RetryBudget(clock=FakeClock())
+    budget.record_request()
+    before = budget.balance
+    assert budget.try_acquire(1.0)
+    budget.refund(1.0)
+    assert budget.balance == pytest.approx(before)
+    budget.refund(100.0)
+    assert budget.balance == budget.capacity
 
 
 def test_invariants_under_threads() -> None:

@@ -88,6 +88,34 @@ def test_no_attempt_is_sent_once_the_deadline_is_spent(harness: Harness) -> None
     assert len(script.seen) == 1
 
 
+def test_a_slow_hook_cannot_push_a_sleep_past_the_deadline(harness: Harness) -> None:
+    """The wait fitted when it was decided; the hooks then took 0.8 s of the 1 s deadline.
+
+    No sleep starts that would end past the deadline: the 503 is returned at once,
+    and the budget gets back the token it had granted for the retry never sent.
+    """
+    from httpx_retrying import RetryBudget
+
+    clock = FakeClock()
+    budget = RetryBudget(clock=clock)
+    script = Script(harness.lib, 503, 200)
+    transport = harness.RetryTransport(
+        harness.lib.MockTransport(script),
+        policy=RetryPolicy(backoff=tenacity.wait_fixed(0.5), deadline=1.0),
+        budget=budget,
+        clock=clock,
+        sleep=clock.sleep,
+        async_sleep=clock.async_sleep,
+        on_retry=lambda event: setattr(clock, "now", clock.now + 0.8),
+    )
+    response = harness.send(transport, "GET", "http://test/")
+    assert response.status_code == 503
+    assert clock.sleeps == []
+    assert len(script.seen) == 1
+    assert budget.retries_allowed == 1
+    assert budget.balance > 2.0  # the grant and one request's deposit, the retry's token back
+
+
 # -- 3. unknown timeouts and network errors may have reached the server --------------
 
 

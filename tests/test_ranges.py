@@ -257,3 +257,23 @@ def test_a_cyclic_cause_chain_ends() -> None:
     first, second = httpx.RemoteProtocolError("a"), RuntimeError("b")
     first.__cause__, second.__cause__ = second, first
     assert classify(first, FLAVOUR) is Sent.MAYBE
+
+
+def test_a_206_that_does_not_say_where_the_body_ends_is_refused() -> None:
+    """Neither the first answer (chunked) nor the 206 (`/*`) gives the end: a short 206 could
+    pass for the whole body, so it is not spliced."""
+    splice = splice_for(httpx.Headers(), 200, headers(etag='"v"'))
+    assert splice is not None
+    splice.take(b"x" * 10)
+    why = splice.accept(headers(etag='"v"', content_range="bytes 10-19/*"), 206)
+    assert why == "neither the body nor the 206 says where the body ends"
+
+
+def test_a_200_continuation_that_ends_inside_the_skip_is_a_break() -> None:
+    """The whole body again, shorter than what was already delivered: not complete."""
+    splice = splice_for(httpx.Headers(), 200, headers(etag='"v"'))
+    assert splice is not None
+    splice.take(b"x" * 50)
+    assert splice.accept(headers(etag='"v"'), 200) is None
+    assert splice.take(b"z" * 30) == b""
+    assert splice.shortfall() == "the continuation ended 20 bytes before byte 50"
