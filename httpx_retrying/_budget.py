@@ -76,6 +76,7 @@ class RetryBudget:
         "_open",
         "_refused",
         "_requests_folded",
+        "_unpaid",
         "capacity",
         "decay_seconds",
         "grant",
@@ -128,6 +129,7 @@ class RetryBudget:
         self._open = True  # did the last retry succeed? (gates the trickle)
         self._allowed = 0
         self._refused = 0
+        self._unpaid = 0.0  # costs granted under the first request's exemption but not withdrawn
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         raise TypeError(
@@ -181,6 +183,7 @@ class RetryBudget:
             self._fold()
             balance = self._balance
             if balance + _EPSILON >= cost or self._requests_folded == 1:
+                self._unpaid += max(0.0, cost - balance)
                 self._balance = max(0.0, balance - cost)
                 self._allowed += 1
                 return True
@@ -188,7 +191,7 @@ class RetryBudget:
             return False
 
     def record_retry_outcome(self, succeeded: bool, cost: float = 1.0) -> None:
-        """A granted retry attempt ended: refund its `cost` if it `succeeded`.
+        """A granted retry attempt ended: refund what its `cost` withdrew if it `succeeded`.
 
         `succeeded` means the attempt got an answer the policy does not retry; a
         failure (retryable status or error) closes the trickle until a retry
@@ -201,8 +204,9 @@ class RetryBudget:
         cost = finite_number("RetryBudget.record_retry_outcome cost", cost)
         with self._lock:
             self._fold()
+            paid = self._paid_of(cost)
             if succeeded:
-                self._balance = min(self.capacity, self._balance + cost)
+                self._balance = min(self.capacity, self._balance + paid)
             self._open = succeeded
 
     def refund(self, cost: float = 1.0) -> None:
@@ -215,7 +219,17 @@ class RetryBudget:
         cost = finite_number("RetryBudget.refund cost", cost)
         with self._lock:
             self._fold()
-            self._balance = min(self.capacity, self._balance + cost)
+            self._balance = min(self.capacity, self._balance + self._paid_of(cost))
+
+    def _paid_of(self, cost: float) -> float:
+        """What a granted retry of `cost` really withdrew; call under the lock.
+
+        Only a retry of the first request can have withdrawn less (the exemption
+        takes what there is): a refund gives back what was paid, never more.
+        """
+        unpaid = min(self._unpaid, cost)
+        self._unpaid -= unpaid
+        return cost - unpaid
 
     @property
     def balance(self) -> float:

@@ -311,3 +311,17 @@ def test_the_transport_pays_timeout_cost_and_is_refunded_for_a_successful_retry(
     assert budget.balance == 1.0  # the failed retry kept its token; the successful one did not
     budget, _ = run(503, httpx.ConnectError("down"), 503)
     assert budget.balance == 0.0  # both retries failed (the last one exhausted the attempts)
+
+
+def test_a_refund_gives_back_no_more_than_the_first_request_withdrew() -> None:
+    """The first request's retry is granted 0.1 token where it costs 2: a success refunds 0.1."""
+    budget = RetryBudget(clock=FakeClock())
+    budget.record_request()
+    assert budget.balance == pytest.approx(2.1)
+    assert budget.try_acquire(2.0)
+    budget.record_retry_outcome(False, 2.0)
+    assert budget.try_acquire(2.0)  # the exemption: only 0.1 was there
+    budget.record_retry_outcome(True, 2.0)
+    assert budget.balance == pytest.approx(0.1)
+    budget.record_request()
+    assert budget.try_acquire(1.0) is False  # 0.2 tokens, and a second request is not exempt
