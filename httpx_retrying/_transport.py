@@ -341,6 +341,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         plan = self._plan if "retry" not in extensions else self._plan_for(extensions["retry"])
         next(self._requests)
         if plan.starts_call:
+            if type(self._sender) is _FirstUse:  # check before a request is built from it
+                self._check_first(request, "sync")
             call = self._call(plan, request, self._env.clock())
             return self._retry(call, *self._attempt(call.first_request()))
         try:
@@ -434,6 +436,8 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         plan = self._plan if "retry" not in extensions else self._plan_for(extensions["retry"])
         next(self._requests)
         if plan.starts_call:
+            if type(self._asender) is _FirstUse:
+                self._check_first(request, "async")
             call = self._call(plan, request, self._env.clock())
             return await self._aretry(call, *await self._aattempt(call.first_request()))
         try:

@@ -345,6 +345,7 @@ def test_the_demo_keeps_its_slow_default_timings() -> None:
     assert described["/slow"] == "answers after 1.5 s (client timeout 0.5 s), then at once"
 
 
+@pytest.mark.parametrize("prepares", [False, True], ids=["plain", "deadline"])
 @pytest.mark.parametrize(
     ("transport_module", "client_module", "fix"),
     [
@@ -353,14 +354,16 @@ def test_the_demo_keeps_its_slow_default_timings() -> None:
     ],
 )
 def test_the_wrong_flavour_is_named_at_the_first_request(
-    transport_module: str, client_module: str, fix: str
+    transport_module: str, client_module: str, fix: str, prepares: bool
 ) -> None:
-    """An httpx RetryTransport under an httpx2 client (or the reverse) says which one to use."""
+    """An httpx RetryTransport under an httpx2 client (or the reverse) says which one to use,
+    also when the policy prepares the first attempt's request (a deadline)."""
     import importlib
 
     package = importlib.import_module(transport_module)
     lib = importlib.import_module(client_module)
-    transport = package.RetryTransport()
+    policy = package.RetryPolicy(deadline=5.0) if prepares else None
+    transport = package.RetryTransport(policy=policy)
     with pytest.raises(TypeError, match=fix.replace(".", r"\.")):
         transport.handle_request(lib.Request("GET", "http://test/"))
     with pytest.raises(TypeError, match="serves"):
