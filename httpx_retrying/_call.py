@@ -544,6 +544,8 @@ class RetryCall:
             or request.method != "GET"
             or isinstance(response.stream, self.env.flavour.byte_stream)
             or not retries_bodies(policy, request, self.env.flavour)
+            # Events resume with Last-Event-ID, which only the application knows, not with bytes.
+            or media_type(response.headers.get("content-type")) == "text/event-stream"
         ):
             return None
         splice = splice_for(request.headers, response.status_code, response.headers)

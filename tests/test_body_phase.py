@@ -390,6 +390,22 @@ def test_a_break_after_every_owed_byte_is_not_resumed(harness: Harness) -> None:
     assert result.data == BIG[:10]
 
 
+def test_an_event_stream_is_never_resumed(harness: Harness) -> None:
+    """An event stream with a strong ETag breaks: the break reaches the caller, no `Range` is sent.
+
+    Events resume with `Last-Event-ID`, which only the application knows, not with bytes.
+    """
+    with FaultServer() as server:
+        server.resource("/events", BIG, content_type="text/event-stream")
+        server.script("/events", Serve(cut_after=50))
+        policy = RetryPolicy(backoff=tenacity.wait_none(), preload_limit=0)
+        transport = harness.RetryTransport(harness.http_transport(), policy=policy)
+        result = download(harness, transport, f"{server.url}/events")
+        assert server.count("/events") == 1
+    assert isinstance(result.error, harness.lib.RemoteProtocolError)
+    assert result.data == BIG[:50]
+
+
 @pytest.mark.parametrize(
     ("method", "reply"),
     [

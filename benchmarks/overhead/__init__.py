@@ -1,6 +1,6 @@
 """Overhead of `httpx_retrying.RetryTransport` against bare httpx and other retry layers.
 
-    python -m benchmarks.overhead            # full run, 20 to 25 minutes on 2 vCPUs
+    python -m benchmarks.overhead            # full run, about 17 minutes on 2 vCPUs
     python -m benchmarks.overhead --quick    # smoke run (seconds); its numbers mean nothing
     python -m benchmarks.overhead --quick --out /tmp/x
 

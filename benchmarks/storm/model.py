@@ -163,7 +163,7 @@ class FlakyServer:
 
 
 class Clients:
-    """Retrying clients in the package's order (`RetryCall.next_delay`).
+    """Retrying clients in the package's order (`RetryCall.decide`: `_wait`, then `_paid_for`).
 
     On a failure: report the outcome to the budget, stop at `attempts`, back off,
     apply Retry-After, then ask the budget. `on_done(req, ok)` (optional) hears when a

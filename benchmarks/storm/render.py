@@ -37,7 +37,7 @@ sources, in [`benchmarks/storm/REFERENCES.md`](../storm/REFERENCES.md). The simu
 drives the package's own objects through a simulated clock and seeded RNGs: `RetryBudget`
 (`record_request()` on each first attempt, `try_acquire(cost)` before each retry,
 `record_retry_outcome(ok, cost)` when a retry ends), the four `backoff_*` strategies and
-the Retry-After rule, in the order `RetryCall.next_delay` uses them (backoff, then
+the Retry-After rule, in the order `RetryCall.decide` uses them (backoff, then
 Retry-After, then the budget). `v0.1.0` is the package's previous default budget (start
 full at 10, 0.1 per request, 0.1/s), simulated for comparison; sre_ratio10, tps20,
 grpc_10_0.1, aws_std and sre_adaptive_k2 are published algorithms simulated here.
