@@ -52,6 +52,8 @@ class _CappedExponential:
         self.cap = finite_number("cap", cap, inclusive=False)
         if self.cap < self.initial:
             raise ValueError(f"cap must be >= initial, got cap={cap!r} < initial={initial!r}")
+        if random is not None and not callable(random):
+            raise TypeError(f"random must be a callable returning [0, 1), got {random!r}")
         self._random = random if random is not None else _random.random
 
     def _expo(self, attempt_number: int) -> float:
@@ -61,7 +63,8 @@ class _CappedExponential:
         return min(self.cap, self.initial * (1 << exponent))
 
     def _uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * self._random()
+        # Clamped: a random source outside [0, 1] must not stretch a sleep past `cap`.
+        return low + (high - low) * min(1.0, max(0.0, self._random()))
 
     def __call__(self, retry_state: _AttemptState) -> float:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -62,7 +62,10 @@ def normalize_hooks(on_retry: RetryHook | Sequence[RetryHook] | None) -> tuple[R
     """Accept one callable, a sequence of them, or None; reject anything else now."""
     if on_retry is None:
         return ()
-    hooks = (on_retry,) if callable(on_retry) else tuple(on_retry)
+    try:
+        hooks = (on_retry,) if callable(on_retry) else tuple(on_retry)
+    except TypeError:  # not iterable either
+        hooks = (on_retry,)  # type: ignore[assignment]
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"on_retry must be a callable or a sequence of callables, got {hook!r}")

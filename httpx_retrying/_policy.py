@@ -67,7 +67,7 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _callable(name: str, value: object, what: str) -> Any:
-    if not callable(value):
+    if not callable(value) or isinstance(value, type):  # a class: `backoff_full_jitter`, not `()`
         raise TypeError(f"RetryPolicy {name} must be {what}, got {value!r}")
     return value
 

@@ -139,9 +139,16 @@ def _ratelimit_field(field: str) -> float | None:
 
 
 def _spent(remaining: str | None) -> bool:
-    """Whether a quota is spent: its count is 0, or absent or unreadable (unknown)."""
-    count = None if remaining is None else parse_delta_seconds(remaining.strip())
-    return count is None or count == 0
+    """Whether a quota is spent: a count of 0, or none readable (absent or unknown).
+
+    A count sent twice arrives joined by a comma (RFC 9110 5.3): `4999, 4999` is
+    not spent, and neither is `4,999`.
+    """
+    if remaining is None:
+        return True
+    counts = [parse_delta_seconds(part.strip()) for part in remaining.split(",")]
+    readable = [count for count in counts if count is not None]
+    return not readable or 0 in readable
 
 
 def rate_limit_delay(get_header: Callable[[str], str | None], now: float) -> float | None:

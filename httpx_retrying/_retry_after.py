@@ -53,6 +53,7 @@ def _epoch(year: int, month: str, day: int, hms: tuple[str, str, str]) -> float 
     if month_number is None or not (1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
     try:
+        datetime.date(year, month_number, day)  # 31 Feb is no date (timegm would roll it over)
         return float(calendar.timegm((year, month_number, day, hour, minute, second, 0, 0, 0)))
     except (ValueError, OverflowError):  # e.g. year 0000: no such date
         return None

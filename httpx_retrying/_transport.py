@@ -98,7 +98,7 @@ _SYNC, _ASYNC = 0, 1  # which of `resuming_streams()` a mode's responses get
 def _frozen(value: Any) -> Any:
     """A hashable stand-in for an override's value (sets and lists included), for the cache key."""
     if isinstance(value, (set, frozenset)):
-        return type(value), frozenset(value)
+        return type(value), frozenset(_frozen(item) for item in value)
     if isinstance(value, (list, tuple)):
         return type(value), tuple(_frozen(item) for item in value)
     return type(value), value

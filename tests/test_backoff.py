@@ -118,3 +118,11 @@ def test_type_errors_and_repr() -> None:
     assert backoff_no_jitter(1, 4) == backoff_no_jitter(1, 4)
     assert backoff_no_jitter(1, 4) != backoff_full_jitter(1, 4)
     assert hash(backoff_no_jitter(1, 4)) == hash(backoff_no_jitter(1, 4))
+
+
+def test_a_random_source_is_checked_and_clamped() -> None:
+    """Not callable: refused at once. Outside [0, 1]: the wait stays within the cap."""
+    with pytest.raises(TypeError, match="random"):
+        backoff_full_jitter(random=3)  # type: ignore[arg-type]
+    assert backoff_full_jitter(initial=8, cap=8, random=lambda: 100.0)(state(5)) == 8.0
+    assert backoff_full_jitter(initial=8, cap=8, random=lambda: -1.0)(state(5)) == 0.0

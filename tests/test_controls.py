@@ -351,3 +351,19 @@ def test_the_log_line_counts_the_attempts_the_testing_mode_allows(
     with caplog.at_level("INFO", logger="httpx_retrying"), testing(attempts=2):
         harness.send(transport, "GET", "http://test/")
     assert "attempt 1 of 2 failed" in caplog.text
+
+
+def test_a_cached_override_does_not_let_a_bad_set_element_through(harness: Harness) -> None:
+    """{503.0} equals {503} as a set: the cache must still validate it as its own value."""
+    transport, _ = make(harness, Script(harness.lib, 200, 200))
+    harness.send(transport, "GET", "http://test/", extensions={"retry": {"statuses": {503}}})
+    outcome = harness.send(
+        transport, "GET", "http://test/", extensions={"retry": {"statuses": {503.0}}}
+    )
+    assert isinstance(outcome, TypeError)
+    assert "statuses" in str(outcome)
+
+
+def test_a_hook_that_is_neither_callable_nor_a_sequence_names_on_retry(harness: Harness) -> None:
+    with pytest.raises(TypeError, match="on_retry"):
+        harness.RetryTransport(on_retry=5)

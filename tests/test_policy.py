@@ -80,3 +80,16 @@ def test_invalid_values_name_the_field(kwargs: dict[str, Any], error: type, fiel
     """Bad input fails at construction with the field's name in the message."""
     with pytest.raises(error, match=field):
         RetryPolicy(**kwargs)
+
+
+def test_a_strategy_class_instead_of_an_instance_is_refused() -> None:
+    with pytest.raises(TypeError, match="RetryPolicy backoff"):
+        RetryPolicy(backoff=backoff_full_jitter)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["max_retry_after", "deadline", "retry_after_spread"])
+def test_an_int_too_large_for_a_float_names_the_field(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        RetryPolicy(**{field: 10**400})
+    with pytest.raises(ValueError, match="cap"):
+        backoff_full_jitter(cap=10**400)

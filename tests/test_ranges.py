@@ -277,3 +277,12 @@ def test_a_200_continuation_that_ends_inside_the_skip_is_a_break() -> None:
     assert splice.accept(headers(etag='"v"'), 200) is None
     assert splice.take(b"z" * 30) == b""
     assert splice.shortfall() == "the continuation ended 20 bytes before byte 50"
+
+
+def test_a_refusal_never_quotes_a_header_value() -> None:
+    """Reasons reach the logs and the exception note, which never show header values."""
+    splice = splice_for(httpx.Headers(), 200, headers(etag='"v1"', content_length="100"))
+    assert splice is not None
+    splice.take(b"x" * 10)
+    reply = headers(etag='"secret-looking"', content_range="bytes 10-99/100")
+    assert splice.accept(reply, 206) == "the 206 carries another validator"

@@ -164,3 +164,15 @@ def test_huge_values_are_infinite_not_errors() -> None:
     assert delay(x_ratelimit_reset_tokens="9" * 5000 + "h") == math.inf
     # A 5000-digit remaining count is a positive count, not an int() overflow.
     assert delay(x_ratelimit_reset="30", x_ratelimit_remaining="9" * 5000) is None
+
+
+@pytest.mark.parametrize(
+    ("remaining", "expected"),
+    [("4999, 4999", None), ("4,999", None), ("0, 0", 360.0), ("5, 0", 360.0), ("many", 360.0)],
+)
+def test_a_remaining_count_sent_twice_is_read_as_a_list(
+    remaining: str, expected: float | None
+) -> None:
+    """A header sent twice arrives joined by a comma: quota left is not mistaken for spent."""
+    resets = {"x_ratelimit_reset_requests": "6m0s"}
+    assert delay(**resets, x_ratelimit_remaining_requests=remaining) == expected

@@ -181,3 +181,12 @@ def test_resulting_wait_is_bounded(
         assert 0 <= wait <= max(backoff, max_retry_after)
         assert wait >= backoff
         assert wait >= asked
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Sat, 31 Feb 2099 00:00:00 GMT", "Sunday, 31-Apr-99 00:00:00 GMT", "Sat Feb 30 00:00:00 2099"],
+)
+def test_an_impossible_date_in_an_exact_form_is_ignored(value: str) -> None:
+    """31 February is no date: not read as 3 March."""
+    assert parse_retry_after(value, 0.0) is None
