@@ -49,12 +49,15 @@ def make(harness: Harness, handler: Callable[[Any], Any], **kwargs: Any) -> tupl
     return transport, sleeps
 
 
-def clocked(harness: Harness, script: Script, policy: RetryPolicy, clock: FakeClock) -> Any:
-    """A RetryTransport whose monotonic time moves only by its own sleeps."""
+def clocked(
+    harness: Harness, script: Script, policy: RetryPolicy, clock: FakeClock, **kwargs: Any
+) -> Any:
+    """A RetryTransport whose monotonic time moves only by its own sleeps (and its hooks)."""
     return harness.RetryTransport(
         harness.lib.MockTransport(script),
         policy=policy,
         clock=clock,
         sleep=clock.sleep,
         async_sleep=clock.async_sleep,
+        **kwargs,
     )

@@ -75,14 +75,8 @@ def test_no_attempt_is_sent_once_the_deadline_is_spent(harness: Harness) -> None
     clock = FakeClock()
     script = Script(harness.lib, 503, 200)
     policy = RetryPolicy(backoff=tenacity.wait_fixed(0.1), deadline=1.0)
-    transport = harness.RetryTransport(
-        harness.lib.MockTransport(script),
-        policy=policy,
-        clock=clock,
-        sleep=clock.sleep,
-        async_sleep=clock.async_sleep,
-        on_retry=lambda event: setattr(clock, "now", clock.now + 5),
-    )
+    hook = lambda event: setattr(clock, "now", clock.now + 5)  # noqa: E731
+    transport = clocked(harness, script, policy, clock, on_retry=hook)
     response = harness.send(transport, "GET", "http://test/")
     assert response.status_code == 503  # the answer the server really gave
     assert len(script.seen) == 1
@@ -99,15 +93,9 @@ def test_a_slow_hook_cannot_push_a_sleep_past_the_deadline(harness: Harness) -> 
     clock = FakeClock()
     budget = RetryBudget(clock=clock)
     script = Script(harness.lib, 503, 200)
-    transport = harness.RetryTransport(
-        harness.lib.MockTransport(script),
-        policy=RetryPolicy(backoff=tenacity.wait_fixed(0.5), deadline=1.0),
-        budget=budget,
-        clock=clock,
-        sleep=clock.sleep,
-        async_sleep=clock.async_sleep,
-        on_retry=lambda event: setattr(clock, "now", clock.now + 0.8),
-    )
+    policy = RetryPolicy(backoff=tenacity.wait_fixed(0.5), deadline=1.0)
+    hook = lambda event: setattr(clock, "now", clock.now + 0.8)  # noqa: E731
+    transport = clocked(harness, script, policy, clock, budget=budget, on_retry=hook)
     response = harness.send(transport, "GET", "http://test/")
     assert response.status_code == 503
     assert clock.sleeps == []
