@@ -6,7 +6,7 @@ import dataclasses
 import importlib.util
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = [
@@ -62,10 +62,9 @@ def normalize_hooks(on_retry: RetryHook | Sequence[RetryHook] | None) -> tuple[R
     """Accept one callable, a sequence of them, or None; reject anything else now."""
     if on_retry is None:
         return ()
-    try:
-        hooks = (on_retry,) if callable(on_retry) else tuple(on_retry)
-    except TypeError:  # not iterable either
-        hooks = (on_retry,)  # type: ignore[assignment]
+    hooks: tuple[Any, ...] = (on_retry,)
+    if isinstance(on_retry, Iterable) and not callable(on_retry):
+        hooks = tuple(on_retry)
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"on_retry must be a callable or a sequence of callables, got {hook!r}")
