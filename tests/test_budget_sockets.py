@@ -95,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _serve(srv: CapacityServer) -> Iterator[CapacityServer]:
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.005})
     thread.start()
     try:
         yield srv
