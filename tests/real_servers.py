@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import SSL_CONTEXT
 from tests.servers import Reply, ok
 
 __all__ = [
@@ -350,7 +351,7 @@ LARGE_ERROR_BODY = 1 << 20
 def h2_client(lib: ModuleType = httpx, **options: Any) -> Any:
     """A plain client (`lib`: httpx or httpx2) speaking h2 with prior knowledge, one connection."""
     limits = lib.Limits(max_connections=1)
-    transport = lib.HTTPTransport(http1=False, http2=True, limits=limits)
+    transport = lib.HTTPTransport(http1=False, http2=True, limits=limits, verify=SSL_CONTEXT)
     return lib.Client(transport=transport, **options)
 
 

@@ -95,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _serve(srv: CapacityServer) -> Iterator[CapacityServer]:
+    # shutdown() waits for the next poll: every 5 ms, not the default 0.5 s
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.005})
     thread.start()
     try:

@@ -24,6 +24,7 @@ import httpx2
 import pytest
 from h2.errors import ErrorCodes
 
+from tests.conftest import SSL_CONTEXT
 from tests.h2_server import H2Server, Reset, goaway, refuse
 from tests.proxy import CuttingProxy
 from tests.real_servers import (
@@ -76,7 +77,7 @@ def read_raw(client: httpx.Client, url: str, **kwargs: Any) -> Raw:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=SHORT) as plain:
+    with httpx.Client(timeout=SHORT, verify=SSL_CONTEXT) as plain:
         yield plain
 
 
@@ -438,7 +439,7 @@ def test_async_clients_see_the_same_cut(server: FaultServer, backend: str) -> No
 
     async def main() -> tuple[bytes, Exception | None]:
         received = bytearray()
-        async with httpx.AsyncClient(timeout=SHORT) as async_client:
+        async with httpx.AsyncClient(timeout=SHORT, verify=SSL_CONTEXT) as async_client:
             try:
                 async with async_client.stream("GET", f"{server.url}/f") as response:
                     async for piece in response.aiter_raw():
@@ -563,7 +564,7 @@ FLAVOURS = {"httpx": (httpx, httpcore), "httpx2": (httpx2, httpcore2)}
 
 
 def h2_transport(lib: Any) -> Any:
-    return lib.HTTPTransport(http1=False, http2=True)
+    return lib.HTTPTransport(http1=False, http2=True, verify=SSL_CONTEXT)
 
 
 NOT_PROCESSED = {
