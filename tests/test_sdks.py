@@ -542,7 +542,8 @@ def test_sdk_page_example_runs(
         fault, printed = busy(status_code, 1), "['m']"
     server.script("/v1/models", *fault, json_ok(body))
 
-    exec(compile(code, block.name, "exec"), {"__name__": "docs_example"})
+    with httpx_retrying.testing():  # the backoff is computed but not slept: it is not the point
+        exec(compile(code, block.name, "exec"), {"__name__": "docs_example"})
 
     assert capsys.readouterr().out.strip() == printed
     assert server.count("/v1/models") == 2  # the failure was retried by our transport
