@@ -94,13 +94,17 @@ def _preloaded(
     received: int,
     length: int,
     error: Exception | None,
-) -> tuple[Exception | None, int]:
-    """A preload's outcome: a short body is a break too; a whole one is kept in memory."""
+) -> tuple[Exception | None, str]:
+    """A preload's outcome: a short body is a break too; a whole one is kept in memory.
+
+    A break comes with where it happened, for the retry's reason (`" at body byte 5 of 9"`).
+    """
     if error is None and received < length:
         error = flavour.remote_protocol_error(f"the body ended at byte {received} of {length}")
     if error is None:
         _keep(response, flavour, chunks)
-    return error, received
+        return None, ""
+    return error, f" at body byte {received} of {length}"
 
 
 def release(response: Any, request: Any, flavour: Flavour) -> None:
@@ -201,8 +205,8 @@ def _overlong(flavour: Flavour, length: int) -> Exception:
     return flavour.remote_protocol_error(f"the body is longer than its Content-Length ({length})")
 
 
-def read_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, int]:
-    """Preload: read a body of `length` raw bytes into memory; (error that broke it, bytes read).
+def read_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, str]:
+    """Preload: read a body of `length` raw bytes into memory; (the error that broke it, where).
 
     On success the response gets an in-memory body and is as unread as before:
     `read()`, `iter_bytes()` and `iter_raw()` all work. On failure it is closed.
@@ -229,7 +233,7 @@ def read_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception |
     return _preloaded(response, flavour, chunks, received, length, error)
 
 
-async def aread_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, int]:
+async def aread_body(response: Any, length: int, flavour: Flavour) -> tuple[Exception | None, str]:
     """`read_body` for async responses."""
     stream = response.stream
     chunks: list[bytes] = []

@@ -157,16 +157,36 @@ def preload_length(
     status = response.status_code
     if request.method == "HEAD" or status < 200 or status in (204, 304):
         return None  # a length, but no body (RFC 9110 6.4.1, 8.6)
-    headers = response.headers
-    length = content_length(headers.get("content-length"))
+    if not retries_bodies(policy, request, flavour):
+        return None
+    length_field, type_field = _length_and_type(response.headers)
+    length = content_length(length_field)
     if (
         length is None
         or length > policy.preload_limit
-        or media_type(headers.get("content-type")) == "text/event-stream"
-        or not retries_bodies(policy, request, flavour)
+        or media_type(type_field) == "text/event-stream"
     ):
         return None
     return length
+
+
+def _length_and_type(headers: Any) -> tuple[str | None, str | None]:
+    """`Content-Length` and `Content-Type` as `headers.get` gives them (repeats joined).
+
+    One pass over the raw fields: `headers.get` first works out the encoding of
+    every field, which costs more than the rest of a success's preload decision.
+    """
+    length = kind = None
+    for name, value in headers.raw:
+        name = name.lower()
+        if name == b"content-length":
+            length = value if length is None else length + b", " + value
+        elif name == b"content-type":
+            kind = value if kind is None else kind + b", " + value
+    return (
+        None if length is None else length.decode("latin-1"),
+        None if kind is None else kind.decode("latin-1"),
+    )
 
 
 def _without_our_note(error: BaseException) -> None:

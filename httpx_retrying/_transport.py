@@ -19,7 +19,7 @@ from . import _testing
 from ._backoff import _CappedExponential
 from ._body import aread_body, arelease, read_body, release
 from ._budget import RetryBudget
-from ._call import Environment, Retry, RetryCall
+from ._call import Environment, Retry, RetryCall, preload_length
 from ._events import RetryHook, adispatch, dispatch, is_async_hook, normalize_hooks
 from ._flavour import Flavour
 from ._policy import RetryPolicy, policy_with
@@ -349,11 +349,25 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             response: ResponseT = self._sender.handle_request(request)
         except self._transport_error as exc:
             return self._retry(self._call(plan, request, None), None, exc)
-        if response.status_code < plan.floor and (
-            plan.streams_pass or type(response.stream) is self._in_memory
-        ):
-            return response
+        if response.status_code < plan.floor:
+            if plan.streams_pass or type(response.stream) is self._in_memory:
+                return response
+            return self._streamed_success(plan, request, response)
         return self._retry(self._call(plan, request, None), response, None)
+
+    def _streamed_success(self, plan: _Plan, request: RequestT, response: ResponseT) -> ResponseT:
+        """A first attempt's success streamed from the network: preloaded, or resumable.
+
+        What `_retry` would do with it, minus the decision (a success is final): a
+        `RetryCall` is made only to retry a body that breaks, or to resume one.
+        """
+        length = preload_length(plan.policy, request, response, self._flavour)
+        if length is None:
+            return self._finish(self._call(plan, request, None), response, None, _SYNC)
+        error, where = read_body(response, length, self._flavour)
+        if error is None:
+            return response
+        return self._retry(self._call(plan, request, None), None, error, where)
 
     def _attempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
@@ -403,10 +417,10 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         length = call.preload_length(response)
         if length is None:
             return response, error, detail
-        body_error, received = read_body(response, length, self._flavour)
+        body_error, where = read_body(response, length, self._flavour)
         if body_error is None:
             return response, error, detail
-        return None, body_error, f" at body byte {received} of {length}"
+        return None, body_error, where
 
     def _finish(
         self, call: RetryCall, response: ResponseT | None, error: Exception | None, mode: int
@@ -444,11 +458,23 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
             response: ResponseT = await self._asender.handle_async_request(request)
         except self._transport_error as exc:
             return await self._aretry(self._call(plan, request, None), None, exc)
-        if response.status_code < plan.floor and (
-            plan.streams_pass or type(response.stream) is self._in_memory
-        ):
-            return response
+        if response.status_code < plan.floor:
+            if plan.streams_pass or type(response.stream) is self._in_memory:
+                return response
+            return await self._astreamed_success(plan, request, response)
         return await self._aretry(self._call(plan, request, None), response, None)
+
+    async def _astreamed_success(
+        self, plan: _Plan, request: RequestT, response: ResponseT
+    ) -> ResponseT:
+        """`_streamed_success` for async transports."""
+        length = preload_length(plan.policy, request, response, self._flavour)
+        if length is None:
+            return self._finish(self._call(plan, request, None), response, None, _ASYNC)
+        error, where = await aread_body(response, length, self._flavour)
+        if error is None:
+            return response
+        return await self._aretry(self._call(plan, request, None), None, error, where)
 
     async def _aattempt(self, request: RequestT) -> tuple[ResponseT | None, Exception | None]:
         try:
@@ -498,10 +524,10 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         length = call.preload_length(response)
         if length is None:
             return response, error, detail
-        body_error, received = await aread_body(response, length, self._flavour)
+        body_error, where = await aread_body(response, length, self._flavour)
         if body_error is None:
             return response, error, detail
-        return None, body_error, f" at body byte {received} of {length}"
+        return None, body_error, where
 
     async def _aresume(
         self, call: RetryCall, splice: Splice, error: Exception, progressed: bool

@@ -23,7 +23,7 @@ import tenacity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from httpx_retrying import RetryPolicy
+from httpx_retrying import RetryPolicy, testing
 from tests.conftest import Harness
 from tests.proxy import CuttingProxy
 from tests.real_servers import static_body, static_file
@@ -139,6 +139,33 @@ def test_a_cut_json_body_is_retried_and_arrives_whole(harness: Harness) -> None:
     assert reasons[0] == f"RemoteProtocolError at body byte 100 of {len(JSON)}"
     assert reasons[1].startswith("ReadError at body byte 0 of")
     assert reasons[2] == f"ReadTimeout at body byte 50 of {len(JSON)}"
+
+
+@pytest.mark.parametrize("fault", ["body cut", "connection reset"])
+def test_a_first_attempt_that_fails_is_retried_under_the_default_policy(
+    harness: Harness, fault: str
+) -> None:
+    """The package's own backoff: the transport makes no RetryCall for a first attempt up
+    front (a success is read straight away), yet its failure, in the body or before the
+    answer, is retried."""
+    with FaultServer() as server, testing():  # the backoff is computed, not slept
+        if fault == "body cut":
+            server.script("/models", cut(200, JSON, 100), ok(JSON))
+        else:
+            server.next_connections("reset_before_read")
+            server.script("/models", ok(JSON))
+        transport = harness.RetryTransport(one_connection(harness))
+        (got,) = harness.send_all(transport, [("GET", f"{server.url}/models", {})])
+        requests_read = server.count("/models")
+    assert got.json() == json.loads(JSON)
+    (event,) = got.extensions["retry_history"]
+    assert isinstance(event.exception, harness.lib.TransportError)
+    if fault == "body cut":
+        assert requests_read == 2
+        assert event.reason == f"RemoteProtocolError at body byte 100 of {len(JSON)}"
+    else:
+        assert requests_read == 1  # the reset came before the first request was read
+        assert "body" not in event.reason
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
