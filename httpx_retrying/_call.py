@@ -161,13 +161,30 @@ def preload_length(
         return None
     length_field, type_field = _length_and_type(response.headers)
     length = content_length(length_field)
-    if (
-        length is None
-        or length > policy.preload_limit
-        or media_type(type_field) == "text/event-stream"
-    ):
+    if length is None or length > policy.preload_limit or _is_event_stream(type_field):
         return None
     return length
+
+
+def resume_splice(
+    policy: RetryPolicy, request: Any, response: Any, flavour: Flavour
+) -> Splice | None:
+    """How to resume a final response's body if it breaks, or None if it cannot be."""
+    if (
+        not policy.resume
+        or request.method != "GET"
+        or isinstance(response.stream, flavour.byte_stream)
+        or not retries_bodies(policy, request, flavour)
+        or _is_event_stream(response.headers.get("content-type"))
+    ):
+        return None
+    return splice_for(request.headers, response.status_code, response.headers)
+
+
+def _is_event_stream(content_type: str | None) -> bool:
+    """Events are never preloaded (they need not end) nor resumed by bytes: they resume
+    with `Last-Event-ID`, which only the application knows."""
+    return media_type(content_type) == "text/event-stream"
 
 
 def _length_and_type(headers: Any) -> tuple[str | None, str | None]:
@@ -556,22 +573,9 @@ class RetryCall:
             return None  # a continuation is spliced as it streams
         return preload_length(self.policy, self.sent, response, self.env.flavour)
 
-    def splice(self, response: Any) -> Splice | None:
-        """How to resume this final response's body if it breaks, or None if it cannot be."""
-        policy, request = self.policy, self.sent
-        if (
-            not policy.resume
-            or request.method != "GET"
-            or isinstance(response.stream, self.env.flavour.byte_stream)
-            or not retries_bodies(policy, request, self.env.flavour)
-            # Events resume with Last-Event-ID, which only the application knows, not with bytes.
-            or media_type(response.headers.get("content-type")) == "text/event-stream"
-        ):
-            return None
-        splice = splice_for(request.headers, response.status_code, response.headers)
-        if splice is not None:
-            self._published = response.extensions
-        return splice
+    def publish(self, response: Any) -> None:
+        """The caller holds `response`, whose body may be resumed: the history grows there."""
+        self._published = response.extensions
 
     def begin_resume(self, splice: Splice, error: BaseException, progressed: bool) -> str:
         """Enter resume mode after a break; the detail for the reason (where it broke)."""

@@ -19,7 +19,7 @@ from . import _testing
 from ._backoff import _CappedExponential
 from ._body import aread_body, arelease, read_body, release
 from ._budget import RetryBudget
-from ._call import Environment, Retry, RetryCall, preload_length
+from ._call import Environment, Retry, RetryCall, preload_length, resume_splice
 from ._events import RetryHook, adispatch, dispatch, is_async_hook, normalize_hooks
 from ._flavour import Flavour
 from ._policy import RetryPolicy, policy_with
@@ -363,7 +363,10 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         """
         length = preload_length(plan.policy, request, response, self._flavour)
         if length is None:
-            return self._finish(self._call(plan, request, None), response, None, _SYNC)
+            splice = resume_splice(plan.policy, request, response, self._flavour)
+            if splice is None:
+                return response  # it streams as it came: nothing to read, nothing to resume
+            return self._resumable(self._call(plan, request, None), response, splice, _SYNC)
         error, where = read_body(response, length, self._flavour)
         if error is None:
             return response
@@ -427,11 +430,21 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
     ) -> ResponseT:
         """The final outcome; a body that may be resumed gets the mode's resuming stream."""
         final = call.finish(response, error)
-        if call.resume_error is None and (splice := call.splice(final)) is not None:
-            final_any: Any = final
-            stream_class = resuming_streams(self._flavour)[mode]
-            final_any.stream = stream_class(self, call, splice, final_any.stream)
+        if call.resume_error is None:
+            splice = resume_splice(call.policy, call.sent, final, self._flavour)
+            if splice is not None:
+                return self._resumable(call, final, splice, mode)
         return final
+
+    def _resumable(
+        self, call: RetryCall, response: ResponseT, splice: Splice, mode: int
+    ) -> ResponseT:
+        """`response` with the mode's resuming stream: a break in its body continues it."""
+        call.publish(response)
+        response_any: Any = response
+        stream_class = resuming_streams(self._flavour)[mode]
+        response_any.stream = stream_class(self, call, splice, response_any.stream)
+        return response
 
     def _resume(self, call: RetryCall, splice: Splice, error: Exception, progressed: bool) -> Any:
         """A continuation of a broken body (called by `ResumingStream`), or the break raised."""
@@ -470,7 +483,10 @@ class RetryTransportBase(Generic[SyncT, AsyncT, RequestT, ResponseT]):
         """`_streamed_success` for async transports."""
         length = preload_length(plan.policy, request, response, self._flavour)
         if length is None:
-            return self._finish(self._call(plan, request, None), response, None, _ASYNC)
+            splice = resume_splice(plan.policy, request, response, self._flavour)
+            if splice is None:
+                return response
+            return self._resumable(self._call(plan, request, None), response, splice, _ASYNC)
         error, where = await aread_body(response, length, self._flavour)
         if error is None:
             return response

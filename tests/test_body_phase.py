@@ -416,6 +416,20 @@ def test_a_stalled_download_is_resumed(harness: Harness) -> None:
     assert event.reason == "ReadTimeout at byte 100000, resumed"
 
 
+def test_a_first_download_is_resumed_under_the_default_policy(harness: Harness) -> None:
+    """The package's own backoff: a resumable first answer gets its RetryCall only as it is
+    handed back, and a cut in its body is still resumed."""
+    with FaultServer() as server, testing():  # the backoff is computed, not slept
+        server.resource("/big", BIG)
+        server.script("/big", Serve(cut_after=100_000))
+        transport = harness.RetryTransport(harness.http_transport())
+        result = download(harness, transport, f"{server.url}/big")
+    assert result.error is None
+    assert result.data == BIG
+    (event,) = result.response.extensions["retry_history"]
+    assert event.reason == "RemoteProtocolError at byte 100000, resumed"
+
+
 def test_a_server_ignoring_range_with_the_same_validator_is_skipped_to_the_position(
     harness: Harness,
 ) -> None:
